@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+/**
+ * The `audit-retention` command. Text goes to stdout, errors to stderr; the exit
+ * code is 0 for success, dry run and skip, and 1 for any error.
+ */
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import { pino, type Logger as PinoLogger } from 'pino';
+
+import { buildApp } from './app.js';
+import { loadSettings, type Settings } from './config/load.js';
+import { isRetentionError } from './core/errors.js';
+import { cleanupResponse, cleanupText } from './core/report.js';
+import { AuditRetention } from './service.js';
+
+const USAGE = `Usage: audit-retention <command> [options]
+
+Commands:
+  serve                      Start the HTTP service on HOST:PORT (default 127.0.0.1:8080).
+  cleanup                    Delete expired records.
+      --dry-run              Report what would be deleted; change nothing.
+      --json                 Print the JSON object of POST /cleanup instead of text.
+      --profile NAME         Profile of the config file (default: its 'profile:' key).
+      --lock-timeout-ms MS   Maximum wait for the writers' lock per file, in ms.
+  openapi                    Print the OpenAPI document of the HTTP API.
+
+Options for every command:
+  --config FILE              Config file (default: AUDIT_RETENTION_CONFIG, then
+                             ./audit-retention.yml, then ./mxcp-site.yml).
+  --help                     Show this text.
+  --version                  Show the version.
+`;
+
+class UsageError extends Error {}
+
+function readVersion(): string {
+  const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return packageJson.version;
+}
+
+/** Logger of the one-shot commands: pino JSON on stderr, warnings and errors only unless LOG_LEVEL says otherwise. */
+function commandLogger(settings: Settings | null): PinoLogger {
+  const level = process.env['LOG_LEVEL'] !== undefined && settings !== null ? settings.logLevel : 'warn';
+  return pino({ level }, pino.destination(2));
+}
+
+function parseCommandLine(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      'lock-timeout-ms': { type: 'string' },
+      help: { type: 'boolean', default: false },
+      version: { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length > 1) {
+    throw new UsageError(`Unexpected argument '${positionals[1]}'.`);
+  }
+  return { command: positionals[0], options: values };
+}
+
+function parseLockTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) {
+    return undefined;
+  }
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value > 600_000) {
+    throw new UsageError(`Invalid --lock-timeout-ms '${text}'. Use a whole number of milliseconds from 0 to 600000.`);
+  }
+  return value;
+}
+
+async function serve(settings: Settings): Promise<void> {
+  const app = await buildApp(settings);
+  for (const warning of settings.warnings) {
+    app.log.warn({ configPath: settings.configPath }, warning);
+  }
+  if (settings.fixedNowMs !== undefined) {
+    app.log.warn({ now: new Date(settings.fixedNowMs).toISOString() }, 'AUDIT_RETENTION_NOW fixes the clock; cleanups use it instead of the system time');
+  }
+  if (settings.adminToken === undefined && !['127.0.0.1', '::1', 'localhost'].includes(settings.host)) {
+    app.log.warn({ host: settings.host }, 'listening beyond loopback without AUDIT_RETENTION_ADMIN_TOKEN: anyone who reaches the port can delete records');
+  }
+
+  await app.retention.removeCrashLeftovers(app.log);
+
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'service stopping');
+    app.close().then(
+      () => {
+        app.log.info({}, 'service stopped');
+        process.exitCode = 0;
+      },
+      (error: unknown) => {
+        app.log.error({ err: error }, 'service stopped with an error');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+
+  await app.listen({ host: settings.host, port: settings.port });
+  app.log.info(
+    { host: settings.host, port: settings.port, configPath: settings.configPath, profiles: [...settings.profiles.keys()] },
+    'service started',
+  );
+}
+
+async function cleanup(settings: Settings, options: ReturnType<typeof parseCommandLine>['options']): Promise<number> {
+  const service = new AuditRetention(settings);
+  const logger = commandLogger(settings);
+  const outcome = await service.cleanup({
+    profile: options.profile,
+    dryRun: options['dry-run'],
+    lockTimeoutMs: parseLockTimeout(options['lock-timeout-ms']),
+    logger,
+  });
+
+  process.stdout.write(options.json ? `${JSON.stringify(cleanupResponse(outcome), null, 2)}\n` : cleanupText(outcome));
+  if (outcome.error !== null) {
+    process.stderr.write(`Error: ${outcome.error.message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+async function printOpenApi(settings: Settings): Promise<void> {
+  const app = await buildApp({ ...settings, logLevel: 'silent' });
+  await app.ready();
+  process.stdout.write(`${JSON.stringify(app.swagger(), null, 2)}\n`);
+  await app.close();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { command, options } = parseCommandLine(argv);
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (options.version) {
+    process.stdout.write(`${readVersion()}\n`);
+    return 0;
+  }
+  if (command === undefined) {
+    throw new UsageError('Missing command.');
+  }
+
+  const settings = loadSettings({ configPath: options.config });
+  switch (command) {
+    case 'serve':
+      await serve(settings);
+      return 0;
+    case 'cleanup':
+      return cleanup(settings, options);
+    case 'openapi':
+      await printOpenApi(settings);
+      return 0;
+    default:
+      throw new UsageError(`Unknown command '${command}'.`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (exitCode) => {
+    process.exitCode = exitCode;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`Error: ${(error as Error).message}\n\n${USAGE}`);
+    } else if (isRetentionError(error)) {
+      process.stderr.write(`Error: ${error.message}\n`);
+    } else {
+      process.stderr.write(`Error: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

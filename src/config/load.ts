@@ -1,0 +1,297 @@
+/**
+ * Loads the settings once at start: the config file, then the environment.
+ * The result is validated and frozen; nothing else reads process.env.
+ */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+
+import { Value } from 'typebox/value';
+import { parse as parseYaml } from 'yaml';
+
+import { ErrorCode, RetentionError } from '../core/errors.js';
+import { parseRetentionValue, type RetentionDays } from '../core/retention.js';
+import { parseIsoString } from '../core/timestamp.js';
+import {
+  AUDIT_KEYS,
+  ConfigFile,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_MAX_FILE_SIZE,
+  DEFAULT_SIZE_WARNING_BYTES,
+  Environment,
+  type AuditSection,
+} from './schema.js';
+
+/** Config file names looked up in the working directory, in order, when none is named. */
+export const CONFIG_FILE_NAMES = ['audit-retention.yml', 'mxcp-site.yml'] as const;
+
+/** Log path of the built-in profile and of profiles that enable audit without a path (MXCP's default). */
+export const DEFAULT_LOG_PATH = 'audit/logs.jsonl';
+
+export const DEFAULT_PROFILE_NAME = 'default';
+
+export interface ProfileSettings {
+  name: string;
+  /** False when the profile has no `audit` section or sets `enabled: false`. */
+  enabled: boolean;
+  /** Absolute path of the configured log, `DIR/STEM.jsonl`. */
+  logPath: string;
+  /** The profile's `retention_days`: whole days, null for forever, undefined when unset. */
+  retentionDays: RetentionDays | undefined;
+  /** Per-schema retention by schema name. */
+  retention: ReadonlyMap<string, RetentionDays>;
+  timestampField: string;
+  timestampUnit: 'ms' | 's';
+  lockTimeoutMs: number;
+  sizeWarningBytes: number;
+  maxFileSize: number;
+}
+
+export interface Settings {
+  /** Absolute path of the config file, or null for the built-in default. */
+  configPath: string | null;
+  /** Profile used when a request names none; null when the config defines several and none is marked. */
+  defaultProfile: string | null;
+  profiles: ReadonlyMap<string, ProfileSettings>;
+  host: string;
+  port: number;
+  adminToken: string | undefined;
+  readToken: string | undefined;
+  exportDirectory: string;
+  logLevel: string;
+  /** Fixed clock in epoch ms from AUDIT_RETENTION_NOW, for tests and previews. */
+  fixedNowMs: number | undefined;
+  /** Facts worth a warning at start, such as unknown keys in an `audit` section. */
+  warnings: readonly string[];
+}
+
+export interface LoadOptions {
+  /** Value of `--config`. */
+  configPath?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+function configError(message: string, cause?: unknown): RetentionError {
+  return new RetentionError(ErrorCode.CONFIG_INVALID, message, { cause });
+}
+
+/** Finds the config file: `--config`, AUDIT_RETENTION_CONFIG, then the file names in the working directory. */
+function locateConfigFile(options: LoadOptions, environment: Environment, cwd: string): string | null {
+  const named = options.configPath ?? environment.AUDIT_RETENTION_CONFIG;
+  if (named !== undefined) {
+    const path = resolve(cwd, named);
+    if (!existsSync(path)) {
+      const origin = options.configPath !== undefined ? '--config' : 'AUDIT_RETENTION_CONFIG';
+      throw configError(`Config file ${path} (from ${origin}) does not exist. Fix the path or create the file.`);
+    }
+    return path;
+  }
+  for (const name of CONFIG_FILE_NAMES) {
+    const path = join(cwd, name);
+    if (existsSync(path)) {
+      return path;
+    }
+  }
+  return null;
+}
+
+function readEnvironment(env: NodeJS.ProcessEnv): Environment {
+  const present: Record<string, string> = {};
+  for (const key of Object.keys(Environment.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') {
+      present[key] = value;
+    }
+  }
+
+  const converted = Value.Convert(Environment, Value.Default(Environment, present));
+  if (!Value.Check(Environment, converted)) {
+    const problems = Value.Errors(Environment, converted).map((error) => {
+      const key = error.instancePath.replace(/^\//, '');
+      const shown = key.endsWith('_TOKEN') ? '(hidden)' : JSON.stringify(present[key]);
+      return `${key}=${shown}: ${error.message}`;
+    });
+    throw configError(`Invalid environment: ${problems.join('; ')}.`);
+  }
+  return converted;
+}
+
+function readConfigFile(path: string): ConfigFile {
+  let document: unknown;
+  try {
+    document = parseYaml(readFileSync(path, 'utf8'), { uniqueKeys: true });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw configError(`Config file ${path} is not valid YAML: ${reason}`, error);
+  }
+  if (document === null || document === undefined) {
+    return {};
+  }
+  if (typeof document !== 'object' || Array.isArray(document)) {
+    throw configError(`Config file ${path} must be a YAML mapping with a 'profiles' key.`);
+  }
+
+  checkRetentionValues(document as Record<string, unknown>, path);
+  if (!Value.Check(ConfigFile, document)) {
+    const problems = Value.Errors(ConfigFile, document).map((error) => `${error.instancePath || '/'}: ${error.message}`);
+    throw configError(`Config file ${path} is invalid: ${problems.join('; ')}.`);
+  }
+  return document;
+}
+
+/** Rejects invalid retention values with a message that names the profile and schema. */
+function checkRetentionValues(document: Record<string, unknown>, path: string): void {
+  const profiles = document['profiles'];
+  if (typeof profiles !== 'object' || profiles === null) {
+    return;
+  }
+  for (const [profileName, profile] of Object.entries(profiles as Record<string, unknown>)) {
+    const audit = (profile as { audit?: unknown } | null)?.audit;
+    if (typeof audit !== 'object' || audit === null) {
+      continue;
+    }
+    const section = audit as Record<string, unknown>;
+
+    if ('retention_days' in section && parseRetentionValue(section['retention_days'], 'forever') === undefined) {
+      throw configError(
+        `Invalid retention_days ${JSON.stringify(section['retention_days'])} in profile '${profileName}' of ${path}. ` +
+          `Use a whole number of days of at least 1, or 'forever'.`,
+      );
+    }
+    const perSchema = section['retention'];
+    if (perSchema === undefined || perSchema === null) {
+      continue;
+    }
+    if (typeof perSchema !== 'object' || Array.isArray(perSchema)) {
+      throw configError(`audit.retention in profile '${profileName}' of ${path} must map schema names to days.`);
+    }
+    for (const [schemaName, value] of Object.entries(perSchema as Record<string, unknown>)) {
+      if (parseRetentionValue(value, 'forever') === undefined) {
+        throw configError(
+          `Invalid retention ${JSON.stringify(value)} for schema '${schemaName}' in profile '${profileName}' of ${path}. ` +
+            `Use a whole number of days of at least 1, or 'forever'.`,
+        );
+      }
+    }
+  }
+}
+
+function resolveProfile(name: string, audit: AuditSection | null | undefined, baseDirectory: string): ProfileSettings {
+  const rawPath = audit?.path ?? DEFAULT_LOG_PATH;
+  const retention = new Map<string, RetentionDays>();
+  for (const [schemaName, value] of Object.entries(audit?.retention ?? {})) {
+    retention.set(schemaName, parseRetentionValue(value, 'forever')!);
+  }
+
+  return {
+    name,
+    enabled: audit !== null && audit !== undefined && audit.enabled !== false,
+    logPath: isAbsolute(rawPath) ? rawPath : resolve(baseDirectory, rawPath),
+    retentionDays: audit?.retention_days === undefined ? undefined : parseRetentionValue(audit.retention_days, 'forever'),
+    retention,
+    timestampField: audit?.timestamp_field ?? 'timestamp',
+    timestampUnit: audit?.timestamp_unit ?? 'ms',
+    lockTimeoutMs: audit?.lock_timeout_ms ?? DEFAULT_LOCK_TIMEOUT_MS,
+    sizeWarningBytes: audit?.size_warning_bytes ?? DEFAULT_SIZE_WARNING_BYTES,
+    maxFileSize: audit?.max_file_size ?? DEFAULT_MAX_FILE_SIZE,
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value instanceof Map) {
+    for (const item of value.values()) deepFreeze(item);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return Object.freeze(value);
+}
+
+/** Loads, validates and freezes the settings. Throws CONFIG_INVALID with the file and key at fault. */
+export function loadSettings(options: LoadOptions = {}): Settings {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const environment = readEnvironment(env);
+
+  const configPath = locateConfigFile(options, environment, cwd);
+  const file = configPath === null ? { profiles: { [DEFAULT_PROFILE_NAME]: { audit: { enabled: true } } } } : readConfigFile(configPath);
+  const baseDirectory = configPath === null ? cwd : dirname(configPath);
+
+  const warnings: string[] = [];
+  const profiles = new Map<string, ProfileSettings>();
+  for (const [name, section] of Object.entries(file.profiles ?? {})) {
+    const audit = section?.audit;
+    for (const key of Object.keys(audit ?? {})) {
+      if (!AUDIT_KEYS.has(key)) {
+        warnings.push(`Unknown key audit.${key} in profile '${name}' of ${configPath}; it is ignored.`);
+      }
+    }
+    profiles.set(name, resolveProfile(name, audit, baseDirectory));
+  }
+  if (profiles.size === 0) {
+    throw configError(`Config file ${configPath} defines no profiles. Add a 'profiles' mapping with at least one profile.`);
+  }
+
+  let defaultProfile: string | null;
+  if (file.profile !== undefined) {
+    if (!profiles.has(file.profile)) {
+      throw configError(
+        `Config file ${configPath} names profile '${file.profile}', which it does not define. Defined: ${[...profiles.keys()].join(', ')}.`,
+      );
+    }
+    defaultProfile = file.profile;
+  } else if (profiles.has(DEFAULT_PROFILE_NAME)) {
+    defaultProfile = DEFAULT_PROFILE_NAME;
+  } else {
+    defaultProfile = profiles.size === 1 ? [...profiles.keys()][0]! : null;
+  }
+
+  let fixedNowMs: number | undefined;
+  if (environment.AUDIT_RETENTION_NOW !== undefined) {
+    fixedNowMs = parseIsoString(environment.AUDIT_RETENTION_NOW);
+    if (Number.isNaN(fixedNowMs)) {
+      throw configError(
+        `Invalid AUDIT_RETENTION_NOW ${JSON.stringify(environment.AUDIT_RETENTION_NOW)}. Use an ISO 8601 instant such as 2026-12-04T00:00:00Z, or unset it.`,
+      );
+    }
+  }
+
+  const exportDirectory = resolve(baseDirectory, environment.AUDIT_RETENTION_EXPORT_DIR ?? 'exports');
+
+  return deepFreeze({
+    configPath,
+    defaultProfile,
+    profiles,
+    host: environment.HOST,
+    port: environment.PORT,
+    adminToken: environment.AUDIT_RETENTION_ADMIN_TOKEN,
+    readToken: environment.AUDIT_RETENTION_READ_TOKEN,
+    exportDirectory,
+    logLevel: environment.LOG_LEVEL ?? 'info',
+    fixedNowMs,
+    warnings,
+  });
+}
+
+/**
+ * Returns the profile called `name`, or the default profile when `name` is undefined.
+ * Throws PROFILE_NOT_FOUND or INVALID_INPUT with the names that exist.
+ */
+export function selectProfile(settings: Settings, name: string | undefined): ProfileSettings {
+  const defined = [...settings.profiles.keys()].join(', ');
+  if (name === undefined) {
+    if (settings.defaultProfile === null) {
+      throw new RetentionError(
+        ErrorCode.INVALID_INPUT,
+        `No profile named and the config defines several without a 'profile:' key. Pass a profile: ${defined}.`,
+      );
+    }
+    return settings.profiles.get(settings.defaultProfile)!;
+  }
+
+  const profile = settings.profiles.get(name);
+  if (profile === undefined) {
+    throw new RetentionError(ErrorCode.PROFILE_NOT_FOUND, `Profile '${name}' not found. Defined profiles: ${defined}.`);
+  }
+  return profile;
+}

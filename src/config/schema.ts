@@ -1,0 +1,80 @@
+/**
+ * Schemas of the config file (the shape of MXCP's `mxcp-site.yml`) and of the
+ * environment. The TypeScript types are derived from them, never written twice.
+ */
+
+import { Type, type Static } from 'typebox';
+
+/** Whole days of at least 1, or `forever`. Checked first by hand so that the message names the schema. */
+const RetentionValue = Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('forever')]);
+
+/** Default maximum time to wait for the log's lock file, in ms: a writer's batch append takes milliseconds. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+
+/** Total log size above which stats sets `size_warning`, in bytes (1 GiB). */
+export const DEFAULT_SIZE_WARNING_BYTES = 1024 ** 3;
+
+/** Size at which the writer starts a new segment, in bytes (50 MiB, MXCP's default). */
+export const DEFAULT_MAX_FILE_SIZE = 50 * 1024 ** 2;
+
+/** The `audit` section of a profile. Keys MXCP defines are `enabled` and `path`; the rest are ours. */
+export const AuditSection = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    path: Type.Optional(Type.String({ minLength: 1 })),
+    retention_days: Type.Optional(RetentionValue),
+    retention: Type.Optional(Type.Record(Type.String(), RetentionValue)),
+    timestamp_field: Type.Optional(Type.String({ minLength: 1 })),
+    timestamp_unit: Type.Optional(Type.Union([Type.Literal('ms'), Type.Literal('s')])),
+    lock_timeout_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+    size_warning_bytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    max_file_size: Type.Optional(Type.Integer({ minimum: 1024 })),
+  },
+  { additionalProperties: true },
+);
+
+export const ProfileSection = Type.Object(
+  {
+    audit: Type.Optional(Type.Union([AuditSection, Type.Null()])),
+  },
+  { additionalProperties: true },
+);
+
+export const ConfigFile = Type.Object(
+  {
+    profile: Type.Optional(Type.String({ minLength: 1 })),
+    profiles: Type.Optional(Type.Record(Type.String(), Type.Union([ProfileSection, Type.Null()]))),
+  },
+  { additionalProperties: true },
+);
+
+export type AuditSection = Static<typeof AuditSection>;
+export type ConfigFile = Static<typeof ConfigFile>;
+
+/** Keys of AuditSection; any other key in an `audit` section is reported as a likely typo. */
+export const AUDIT_KEYS: ReadonlySet<string> = new Set(Object.keys(AuditSection.properties));
+
+const LogLevel = Type.Union([
+  Type.Literal('fatal'),
+  Type.Literal('error'),
+  Type.Literal('warn'),
+  Type.Literal('info'),
+  Type.Literal('debug'),
+  Type.Literal('trace'),
+  Type.Literal('silent'),
+]);
+
+/** Settings taken from the environment. Empty strings count as unset. */
+export const Environment = Type.Object({
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
+  AUDIT_RETENTION_CONFIG: Type.Optional(Type.String({ minLength: 1 })),
+  AUDIT_RETENTION_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  AUDIT_RETENTION_READ_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  AUDIT_RETENTION_EXPORT_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  LOG_LEVEL: Type.Optional(LogLevel),
+  /** Fixed clock for tests and previews, as an ISO 8601 instant. */
+  AUDIT_RETENTION_NOW: Type.Optional(Type.String({ minLength: 1 })),
+});
+
+export type Environment = Static<typeof Environment>;

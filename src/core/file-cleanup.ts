@@ -1,0 +1,553 @@
+/**
+ * Cleanup of one log file: scan it in chunks, copy kept lines byte for byte into a
+ * temporary file beside it, and replace the original atomically.
+ *
+ * Plain files are read once. Nothing is written until the first expired line turns
+ * up, so a file with nothing expired costs one read and is never touched; a file
+ * whose lines are all expired is unlinked without a rewrite. The bytes appended
+ * while the scan ran are copied under the log's lock, just before the rename.
+ *
+ * Gzip files are read twice, once to decide and once to rewrite, because their
+ * kept prefix cannot be copied without decompressing it again.
+ */
+
+import { constants } from 'node:fs';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { PassThrough } from 'node:stream';
+import { dirname } from 'node:path';
+
+import { fsyncDirectory, temporaryPathFor } from './durable.js';
+import { ErrorCode, RetentionError, fromFileSystemError } from './errors.js';
+import type { LogFile } from './layout.js';
+import { LineProcessor, type FileTally, type RecordObserver } from './line-processor.js';
+import type { LogLock } from './lock.js';
+import type { RetentionRules } from './retention.js';
+import type { LineScanner } from './scanner.js';
+
+/** Size of each read, in bytes: large enough that per-call overhead vanishes, small enough to stay in L2/L3 cache. */
+export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Longest line the scanner decides on, in bytes. A longer line is kept as it is and
+ * counted as malformed (`too_long`), so memory stays bounded on hostile input.
+ */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** gzip level of rewritten `.gz` files; 6 is the default of gzip(1) and logrotate. */
+const GZIP_LEVEL = 6;
+
+const LINE_FEED = 0x0a;
+
+export type FileAction = 'unchanged' | 'rewritten' | 'removed' | 'failed';
+
+export interface FileResult {
+  file: LogFile;
+  /** What the run did; for a dry run, what the real run would do. */
+  action: FileAction;
+  tally: FileTally;
+  bytesBefore: number;
+  /** Size after the run; for a dry run an estimate from the kept bytes. */
+  bytesAfter: number;
+  /** Time spent waiting for the log's lock, in ms, when the run took it. */
+  lockWaitMs: number | null;
+  error: RetentionError | null;
+}
+
+export interface FileCleanupOptions {
+  dryRun: boolean;
+  scanner: LineScanner;
+  rules: RetentionRules;
+  /** The writers' lock; required unless `dryRun`. */
+  lock: LogLock | null;
+  chunkBytes?: number;
+  observeRecord?: RecordObserver | null;
+}
+
+/** Cleans one file. Failures come back as `action: 'failed'` with the error, never as a throw. */
+export async function cleanupFile(file: LogFile, options: FileCleanupOptions): Promise<FileResult> {
+  const processor = new LineProcessor(options.scanner, options.rules, options.observeRecord ?? null);
+  const job = file.gzip ? new GzipFileJob(file, options, processor) : new PlainFileJob(file, options, processor);
+  try {
+    return await job.run();
+  } catch (error) {
+    await job.abort();
+    return {
+      file,
+      action: 'failed',
+      tally: processor.tally,
+      bytesBefore: job.bytesBefore,
+      bytesAfter: job.bytesBefore,
+      lockWaitMs: job.lockWaitMs,
+      error: fromFileSystemError(error, job.stage, file.path),
+    };
+  }
+}
+
+/** Identity of a file as seen through a descriptor. */
+interface Identity {
+  dev: number;
+  ino: number;
+}
+
+abstract class FileJob {
+  bytesBefore = 0;
+  lockWaitMs: number | null = null;
+  /** Verb for error messages, updated as the job moves on. */
+  stage = 'read';
+
+  protected source: FileHandle | null = null;
+  protected temporaryPath: string | null = null;
+  protected output: FileHandle | null = null;
+
+  constructor(
+    protected readonly file: LogFile,
+    protected readonly options: FileCleanupOptions,
+    protected readonly processor: LineProcessor,
+  ) {}
+
+  abstract run(): Promise<FileResult>;
+
+  protected result(action: FileAction, bytesAfter: number): FileResult {
+    return {
+      file: this.file,
+      action,
+      tally: this.processor.tally,
+      bytesBefore: this.bytesBefore,
+      bytesAfter,
+      lockWaitMs: this.lockWaitMs,
+      error: null,
+    };
+  }
+
+  protected async openSource(): Promise<{ size: number; identity: Identity; mode: number; uid: number; gid: number }> {
+    this.source = await open(this.file.path, constants.O_RDONLY);
+    const info = await this.source.stat();
+    this.bytesBefore = info.size;
+    return { size: info.size, identity: { dev: info.dev, ino: info.ino }, mode: info.mode, uid: info.uid, gid: info.gid };
+  }
+
+  /** Creates the temporary file with the original's mode and owner, so the replacement keeps both. */
+  protected async createOutput(mode: number, uid: number, gid: number): Promise<FileHandle> {
+    this.stage = 'write a temporary copy of';
+    this.temporaryPath = temporaryPathFor(this.file.path);
+    const output = await open(
+      this.temporaryPath,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+      0o600,
+    );
+    this.output = output;
+    await output.chmod(mode & 0o7777);
+    if (uid !== process.getuid?.() || gid !== process.getgid?.()) {
+      this.stage = 'keep the owner of';
+      await output.chown(uid, gid);
+      this.stage = 'write a temporary copy of';
+    }
+    return output;
+  }
+
+  /**
+   * Under the lock: checks that the path still names the file that was scanned, so
+   * a file rotated away or replaced meanwhile is left alone.
+   */
+  protected async checkStillInPlace(identity: Identity): Promise<void> {
+    const current = await stat(this.file.path).catch(() => null);
+    if (current === null || current.dev !== identity.dev || current.ino !== identity.ino) {
+      throw new RetentionError(
+        ErrorCode.FILE_NOT_REWRITTEN,
+        `Could not rewrite ${this.file.path}: another process replaced or removed it during the cleanup. Run the cleanup again.`,
+      );
+    }
+  }
+
+  /** Replaces the original with the finished temporary file, or removes it when nothing is kept. */
+  protected async replaceOriginal(keepNothing: boolean): Promise<void> {
+    if (keepNothing) {
+      this.stage = 'remove';
+      await unlink(this.file.path);
+      if (this.temporaryPath !== null) {
+        await this.discardOutput();
+      }
+    } else {
+      this.stage = 'rewrite';
+      await this.output!.sync();
+      await this.output!.close();
+      this.output = null;
+      await rename(this.temporaryPath!, this.file.path);
+      this.temporaryPath = null;
+    }
+    await fsyncDirectory(dirname(this.file.path));
+  }
+
+  private async discardOutput(): Promise<void> {
+    await this.output?.close().catch(() => undefined);
+    this.output = null;
+    if (this.temporaryPath !== null) {
+      await unlink(this.temporaryPath).catch(() => undefined);
+      this.temporaryPath = null;
+    }
+  }
+
+  /** Releases everything after a failure: the original stays, the temporary file goes. */
+  async abort(): Promise<void> {
+    await this.discardOutput();
+    await this.closeSource();
+  }
+
+  protected async closeSource(): Promise<void> {
+    await this.source?.close().catch(() => undefined);
+    this.source = null;
+  }
+}
+
+/**
+ * A plain file, read through two alternating buffers: while one is scanned, the
+ * next read fills the other and the kept runs of the previous one are written.
+ */
+class PlainFileJob extends FileJob {
+  private readonly buffers: Buffer[];
+  private current = 0;
+  /** Bytes at the start of the current buffer that belong to an incomplete line. */
+  private carry = 0;
+  /** File offset of the first byte of the current buffer. */
+  private bufferOffset = 0;
+  /** File offset where the next read starts. */
+  private readPosition = 0;
+  /** True while inside a line longer than MAX_LINE_BYTES, which is passed through as it is. */
+  private inOverlongLine = false;
+
+  private outputStarted = false;
+  private outputPosition = 0;
+  private writes: Promise<void> = Promise.resolve();
+  private ownership = { mode: 0o644, uid: 0, gid: 0 };
+
+  constructor(file: LogFile, options: FileCleanupOptions, processor: LineProcessor) {
+    super(file, options, processor);
+    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+  }
+
+  async run(): Promise<FileResult> {
+    const { identity, mode, uid, gid } = await this.openSource();
+    this.ownership = { mode, uid, gid };
+    const { dryRun, lock } = this.options;
+    const tally = this.processor.tally;
+
+    await this.scanToEnd(dryRun);
+
+    if (tally.expired === 0) {
+      await this.closeSource();
+      return this.result('unchanged', this.bytesBefore);
+    }
+    if (dryRun) {
+      await this.closeSource();
+      return this.result(tally.keptBytes === 0 ? 'removed' : 'rewritten', tally.keptBytes + tally.bomBytes);
+    }
+
+    // Make the bulk durable before taking the lock, so writers wait only for the tail.
+    await this.settleWrites();
+    await this.output?.datasync();
+
+    return lock!.hold(this.file.path, async (waitedMs) => {
+      this.lockWaitMs = waitedMs;
+      await this.checkStillInPlace(identity);
+
+      this.stage = 'read';
+      await this.scanToEnd(true);
+      await this.settleWrites();
+
+      const keepNothing = tally.keptBytes === 0;
+      const bytesAfter = keepNothing ? 0 : this.outputPosition;
+      await this.replaceOriginal(keepNothing);
+      await this.closeSource();
+      return this.result(keepNothing ? 'removed' : 'rewritten', bytesAfter);
+    });
+  }
+
+  /**
+   * Reads and decides everything up to the current end of the file. With `final`,
+   * a last line without a line feed is treated as the file's tail and kept.
+   */
+  private async scanToEnd(final: boolean): Promise<void> {
+    let pendingRead = this.readInto(this.current, this.carry);
+
+    for (;;) {
+      const bytesRead = await pendingRead;
+      const buffer = this.buffers[this.current]!;
+      const filled = this.carry + bytesRead;
+      this.readPosition += bytesRead;
+
+      if (bytesRead === 0) {
+        if (final && this.carry > 0) {
+          this.finishTail(buffer);
+        }
+        return;
+      }
+
+      const lastLineFeed = buffer.lastIndexOf(LINE_FEED, filled - 1);
+      if (lastLineFeed < 0) {
+        // No complete line in the buffer: grow it, or pass an overlong line through.
+        pendingRead = this.handleLongLine(filled);
+        continue;
+      }
+
+      const nextCarry = filled - lastLineFeed - 1;
+      await this.settleWrites();
+      const other = 1 - this.current;
+      if (nextCarry > this.buffers[other]!.length) {
+        this.buffers[other] = Buffer.allocUnsafe(this.buffers[this.current]!.length);
+      }
+      buffer.copy(this.buffers[other]!, 0, lastLineFeed + 1, filled);
+      const nextBufferOffset = this.bufferOffset + lastLineFeed + 1;
+      pendingRead = this.readInto(other, nextCarry);
+
+      let start = 0;
+      if (this.inOverlongLine) {
+        // The rest of an overlong line runs up to the first line feed; it is kept as it is.
+        start = buffer.indexOf(LINE_FEED) + 1;
+        this.processor.tally.keptBytes += start;
+        this.inOverlongLine = false;
+        if (this.outputStarted) {
+          this.queueRuns(buffer, [0, start], this.bufferOffset, 0);
+        }
+      }
+      if (start <= lastLineFeed) {
+        const deleted = this.processor.processLines(buffer, start, lastLineFeed + 1);
+        if (deleted > 0 || this.outputStarted) {
+          this.queueRuns(buffer, this.processor.keptRuns, this.bufferOffset, start);
+        }
+      }
+
+      this.current = other;
+      this.carry = nextCarry;
+      this.bufferOffset = nextBufferOffset;
+    }
+  }
+
+  private readInto(bufferIndex: number, offset: number): Promise<number> {
+    const buffer = this.buffers[bufferIndex]!;
+    return this.source!.read(buffer, offset, buffer.length - offset, this.readPosition).then((result) => result.bytesRead);
+  }
+
+  /** Grows the buffers for a line longer than them, or passes an overlong line through unscanned. */
+  private async handleLongLine(filled: number): Promise<number> {
+    const buffer = this.buffers[this.current]!;
+    if (filled < buffer.length) {
+      // A short read without a line feed: read on into the same buffer.
+      this.carry = filled;
+      return this.readInto(this.current, filled);
+    }
+
+    if (buffer.length * 2 <= MAX_LINE_BYTES) {
+      const larger = Buffer.allocUnsafe(buffer.length * 2);
+      buffer.copy(larger, 0, 0, filled);
+      this.buffers[this.current] = larger;
+      this.buffers[1 - this.current] = Buffer.allocUnsafe(larger.length);
+      this.carry = filled;
+      return this.readInto(this.current, filled);
+    }
+
+    // The line exceeds MAX_LINE_BYTES: keep it unscanned, counted once as malformed.
+    if (!this.inOverlongLine) {
+      this.inOverlongLine = true;
+      this.processor.countOverlongLine();
+    }
+    this.processor.tally.keptBytes += filled;
+    if (this.outputStarted) {
+      await this.settleWrites();
+      this.queueRuns(buffer, [0, filled], this.bufferOffset, 0);
+      await this.settleWrites();
+    }
+    this.bufferOffset += filled;
+    this.carry = 0;
+    return this.readInto(this.current, 0);
+  }
+
+  private finishTail(buffer: Buffer): void {
+    const length = this.carry;
+    if (this.inOverlongLine) {
+      this.processor.tally.keptBytes += length;
+    } else {
+      this.processor.finishTail(length);
+    }
+    if (this.outputStarted) {
+      this.queueRuns(buffer, [0, length], this.bufferOffset, 0);
+    }
+    this.bufferOffset += length;
+    this.carry = 0;
+  }
+
+  /**
+   * Queues the writes of kept runs from `buffer`, whose first byte is at file offset
+   * `bufferOffset`; the runs cover the buffer from index `decidedFrom` on. The first
+   * call of a real run creates the temporary file and copies the original's bytes
+   * before `bufferOffset + decidedFrom`, all kept, into it.
+   */
+  private queueRuns(buffer: Buffer, runs: readonly number[], bufferOffset: number, decidedFrom: number): void {
+    if (this.options.dryRun) {
+      return;
+    }
+    const slices: Buffer[] = [];
+    for (let index = 0; index < runs.length; index += 2) {
+      slices.push(buffer.subarray(runs[index], runs[index + 1]));
+    }
+
+    const startOutput = !this.outputStarted;
+    this.outputStarted = true;
+    this.writes = this.writes.then(async () => {
+      if (startOutput) {
+        const { mode, uid, gid } = this.ownership;
+        await this.createOutput(mode, uid, gid);
+        await this.copyPrefix(bufferOffset + decidedFrom);
+      }
+      if (slices.length === 0) {
+        return;
+      }
+      const { bytesWritten } = await this.output!.writev(slices, this.outputPosition);
+      this.outputPosition += bytesWritten;
+    });
+    // Marks the chain as handled; the failure is rethrown by the next settleWrites().
+    this.writes.catch(() => undefined);
+  }
+
+  /** Copies the original's bytes [0, end) to the start of the output; they precede the first deletion. */
+  private async copyPrefix(end: number): Promise<void> {
+    if (end === 0) {
+      return;
+    }
+    const buffer = Buffer.allocUnsafe(Math.min(end, DEFAULT_CHUNK_BYTES));
+    let position = 0;
+    while (position < end) {
+      const { bytesRead } = await this.source!.read(buffer, 0, Math.min(buffer.length, end - position), position);
+      if (bytesRead === 0) {
+        throw new Error(`unexpected end of file at byte ${position} while copying`);
+      }
+      await this.output!.write(buffer, 0, bytesRead, this.outputPosition);
+      this.outputPosition += bytesRead;
+      position += bytesRead;
+    }
+  }
+
+  private async settleWrites(): Promise<void> {
+    await this.writes;
+  }
+}
+
+/** A gzip file: one pass to decide, a second to rewrite when anything is expired. */
+class GzipFileJob extends FileJob {
+  async run(): Promise<FileResult> {
+    const { identity, mode, uid, gid } = await this.openSource();
+    const tally = this.processor.tally;
+
+    await this.decompressLines(this.processor, null);
+    if (tally.expired === 0) {
+      await this.closeSource();
+      return this.result('unchanged', this.bytesBefore);
+    }
+    if (this.options.dryRun) {
+      await this.closeSource();
+      return this.result(tally.keptBytes === 0 ? 'removed' : 'rewritten', this.bytesBefore);
+    }
+
+    if (tally.keptBytes === 0) {
+      return this.options.lock!.hold(this.file.path, async (waitedMs) => {
+        this.lockWaitMs = waitedMs;
+        await this.checkStillInPlace(identity);
+        await this.replaceOriginal(true);
+        await this.closeSource();
+        return this.result('removed', 0);
+      });
+    }
+
+    // The second pass repeats every decision on the same descriptor, so its tally is the same.
+    const output = await this.createOutput(mode, uid, gid);
+    const compressor = createGzip({ level: GZIP_LEVEL });
+    const kept = new PassThrough();
+    const writing = pipeline(kept, compressor, output.createWriteStream({ autoClose: false, start: 0 }));
+    writing.catch(() => undefined);
+    const rewrite = new LineProcessor(this.processorScanner(), this.options.rules);
+    await this.decompressLines(rewrite, kept);
+    kept.end();
+    await writing;
+    const bytesAfter = (await output.stat()).size;
+    await output.datasync();
+
+    return this.options.lock!.hold(this.file.path, async (waitedMs) => {
+      this.lockWaitMs = waitedMs;
+      await this.checkStillInPlace(identity);
+      await this.replaceOriginal(false);
+      await this.closeSource();
+      return this.result('rewritten', bytesAfter);
+    });
+  }
+
+  private processorScanner(): LineScanner {
+    return this.options.scanner;
+  }
+
+  /**
+   * Decompresses the file from its start and decides every line with `processor`.
+   * With `kept`, writes the kept bytes to it, respecting its back-pressure.
+   */
+  private async decompressLines(processor: LineProcessor, kept: PassThrough | null): Promise<void> {
+    this.stage = 'read';
+    const chunkBytes = this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    let buffer = Buffer.allocUnsafe(chunkBytes);
+    let filled = 0;
+
+    const emit = async (runs: readonly number[], from: Buffer): Promise<void> => {
+      if (kept === null || runs.length === 0) {
+        return;
+      }
+      const slices: Buffer[] = [];
+      for (let index = 0; index < runs.length; index += 2) {
+        slices.push(from.subarray(runs[index], runs[index + 1]));
+      }
+      // A copy, because `buffer` is reused before the compressor has consumed it.
+      if (!kept.write(Buffer.concat(slices))) {
+        await new Promise<void>((resolve) => kept.once('drain', () => resolve()));
+      }
+    };
+
+    const decompressed = createGunzip();
+    const reading = pipeline(this.source!.createReadStream({ autoClose: false, start: 0 }), decompressed);
+    reading.catch(() => undefined);
+    for await (const piece of decompressed as AsyncIterable<Buffer>) {
+      if (filled + piece.length > buffer.length) {
+        const lastLineFeed = filled === 0 ? -1 : buffer.lastIndexOf(LINE_FEED, filled - 1);
+        if (lastLineFeed >= 0) {
+          processor.processLines(buffer, 0, lastLineFeed + 1);
+          await emit(processor.keptRuns, buffer);
+          buffer.copy(buffer, 0, lastLineFeed + 1, filled);
+          filled -= lastLineFeed + 1;
+        }
+        if (filled + piece.length > buffer.length) {
+          if (filled + piece.length > MAX_LINE_BYTES) {
+            throw new RetentionError(
+              ErrorCode.FILE_UNREADABLE,
+              `Could not read ${this.file.path}: it holds a line longer than ${MAX_LINE_BYTES} bytes after decompression. Decompress it and run again.`,
+            );
+          }
+          const larger = Buffer.allocUnsafe(Math.max(buffer.length * 2, filled + piece.length));
+          buffer.copy(larger, 0, 0, filled);
+          buffer = larger;
+        }
+      }
+      piece.copy(buffer, filled);
+      filled += piece.length;
+    }
+
+    const lastLineFeed = filled === 0 ? -1 : buffer.lastIndexOf(LINE_FEED, filled - 1);
+    if (lastLineFeed >= 0) {
+      processor.processLines(buffer, 0, lastLineFeed + 1);
+      await emit(processor.keptRuns, buffer);
+    }
+    const tailLength = filled - lastLineFeed - 1;
+    if (tailLength > 0) {
+      processor.finishTail(tailLength);
+      await emit([lastLineFeed + 1, filled], buffer);
+    }
+    await reading;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The per-line decision of a cleanup, shared by the dry run and the real run, by
+ * plain and gzip files: each complete line is scanned, tallied, and either kept or
+ * deleted. Kept lines are reported as byte ranges of the caller's buffer, so they are
+ * copied without decoding.
+ */
+
+import { LineKind, MALFORMED_KIND_NAMES, type LineScanner } from './scanner.js';
+import type { RetentionRules, SchemaRule } from './retention.js';
+
+const LINE_FEED = 0x0a;
+
+/** Counts for one schema key within one file. */
+export interface SchemaTally {
+  rule: SchemaRule;
+  /** Records of this schema in the file, expired ones included. */
+  records: number;
+  expired: number;
+  /** Earliest and latest record instant in epoch ms. */
+  earliestMs: number;
+  latestMs: number;
+}
+
+/** What the scan of one file found. */
+export class FileTally {
+  readonly schemas = new Map<string, SchemaTally>();
+  records = 0;
+  expired = 0;
+  expiredBytes = 0;
+  malformed = 0;
+  readonly malformedByKind: Record<string, number> = {};
+  blankLines = 0;
+  /** Length of a last line without a line feed, 0 when the file ends with one. */
+  partialTailBytes = 0;
+  /** Bytes of a UTF-8 byte order mark at the start of the file. */
+  bomBytes = 0;
+  /** Bytes of complete lines and tail that stay in the file, the mark excluded. */
+  keptBytes = 0;
+
+  countMalformed(kind: LineKind): void {
+    this.malformed++;
+    const name = MALFORMED_KIND_NAMES[kind]!;
+    this.malformedByKind[name] = (this.malformedByKind[name] ?? 0) + 1;
+  }
+
+  /** Deleted records by schema key, only keys with deletions. */
+  deletedPerSchema(): Map<string, number> {
+    const deleted = new Map<string, number>();
+    for (const [key, tally] of this.schemas) {
+      if (tally.expired > 0) {
+        deleted.set(key, tally.expired);
+      }
+    }
+    return deleted;
+  }
+}
+
+/** Observer of every record, for stats that need more than retention counts. */
+export type RecordObserver = (scanner: LineScanner) => void;
+
+/**
+ * Decides the lines of one file. Feed it the file's bytes in order, complete lines
+ * only, then `finishTail` with the last line when it has no line feed.
+ */
+export class LineProcessor {
+  readonly tally = new FileTally();
+
+  /** Kept byte ranges of the last `processLines` call, as start/end pairs into its buffer. */
+  readonly keptRuns: number[] = [];
+
+  private atFileStart = true;
+  private lastRule: SchemaRule | null = null;
+  private lastTally: SchemaTally | null = null;
+
+  constructor(
+    private readonly scanner: LineScanner,
+    private readonly rules: RetentionRules,
+    private readonly observeRecord: RecordObserver | null = null,
+  ) {}
+
+  /**
+   * Decides every line in `bytes[start, end)`; the byte at `end - 1` must be a line
+   * feed. Fills `keptRuns` and returns the number of lines deleted.
+   */
+  processLines(bytes: Uint8Array, start: number, end: number): number {
+    const scanner = this.scanner;
+    const facts = scanner.facts;
+    const tally = this.tally;
+    const keptRuns = this.keptRuns;
+    keptRuns.length = 0;
+
+    let deletedLines = 0;
+    let runStart = start;
+    let lineStart = start;
+
+    // A byte order mark belongs to the file, not to its first line: it stays even when that line goes.
+    let markBytes = 0;
+    if (this.atFileStart && start < end) {
+      this.atFileStart = false;
+      if (bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) {
+        markBytes = 3;
+        tally.bomBytes = markBytes;
+      }
+    }
+
+    const markInRuns = markBytes;
+
+    while (lineStart < end) {
+      const lineEnd = bytes.indexOf(LINE_FEED, lineStart);
+      const contentStart = lineStart + markBytes;
+      markBytes = 0;
+      const kind = scanner.scanLine(bytes, contentStart, lineEnd);
+
+      if (kind === LineKind.RECORD) {
+        const schemaTally = this.tallyFor(facts.schemaName, facts.schemaVersion);
+        const timestampMs = facts.timestampMs;
+        schemaTally.records++;
+        tally.records++;
+        if (timestampMs < schemaTally.earliestMs) schemaTally.earliestMs = timestampMs;
+        if (timestampMs > schemaTally.latestMs) schemaTally.latestMs = timestampMs;
+        if (this.observeRecord !== null) this.observeRecord(scanner);
+
+        if (timestampMs < schemaTally.rule.cutoffMs) {
+          schemaTally.expired++;
+          tally.expired++;
+          tally.expiredBytes += lineEnd + 1 - contentStart;
+          deletedLines++;
+          if (contentStart > runStart) {
+            pushRun(keptRuns, runStart, contentStart);
+          }
+          runStart = lineEnd + 1;
+        }
+      } else if (kind === LineKind.BLANK) {
+        tally.blankLines++;
+      } else {
+        tally.countMalformed(kind);
+      }
+
+      lineStart = lineEnd + 1;
+    }
+
+    if (runStart < end) {
+      pushRun(keptRuns, runStart, end);
+    }
+    // Kept bytes count lines only; the mark, always inside the first run, is left out.
+    let keptBytes = -markInRuns;
+    for (let index = 0; index < keptRuns.length; index += 2) {
+      keptBytes += keptRuns[index + 1]! - keptRuns[index]!;
+    }
+    tally.keptBytes += keptBytes;
+    return deletedLines;
+  }
+
+  /** Counts a line too long to scan; the caller keeps it as it is. */
+  countOverlongLine(): void {
+    this.atFileStart = false;
+    this.tally.malformed++;
+    this.tally.malformedByKind['too_long'] = (this.tally.malformedByKind['too_long'] ?? 0) + 1;
+  }
+
+  /** Records the last line of the file when it has no line feed; it is always kept as it is. */
+  finishTail(length: number): void {
+    this.tally.partialTailBytes = length;
+    this.tally.keptBytes += length;
+  }
+
+  private tallyFor(schemaName: string | null, schemaVersion: number): SchemaTally {
+    const lastRule = this.lastRule;
+    if (lastRule !== null && lastRule.schemaName === schemaName && this.lastVersion === schemaVersion) {
+      return this.lastTally!;
+    }
+    const rule = this.rules.ruleFor(schemaName, schemaVersion);
+    let schemaTally = this.tally.schemas.get(rule.key);
+    if (schemaTally === undefined) {
+      schemaTally = { rule, records: 0, expired: 0, earliestMs: Infinity, latestMs: -Infinity };
+      this.tally.schemas.set(rule.key, schemaTally);
+    }
+    this.lastRule = rule;
+    this.lastVersion = schemaVersion;
+    this.lastTally = schemaTally;
+    return schemaTally;
+  }
+
+  private lastVersion = 0;
+}
+
+/** Appends a kept range, merging it with the previous one when they touch. */
+function pushRun(runs: number[], start: number, end: number): void {
+  const count = runs.length;
+  if (count > 0 && runs[count - 1] === start) {
+    runs[count - 1] = end;
+    return;
+  }
+  runs.push(start, end);
+}
