@@ -9,7 +9,6 @@ import { parseArgs } from 'node:util';
 
 import { pino, type Logger as PinoLogger } from 'pino';
 
-import { buildApp } from './app.js';
 import { loadSettings, type Settings } from './config/load.js';
 import { isRetentionError } from './core/errors.js';
 import { cleanupResponse, cleanupText } from './core/report.js';
@@ -40,7 +39,7 @@ function readVersion(): string {
   return packageJson.version;
 }
 
-/** Logger of the one-shot commands: pino JSON on stderr, warnings and errors only unless LOG_LEVEL says otherwise. */
+/** Logger of the one-shot commands: pino JSON on stderr, warnings and errors only unless LOG_LEVEL sets another level. */
 function commandLogger(settings: Settings | null): PinoLogger {
   const level = process.env['LOG_LEVEL'] !== undefined && settings !== null ? settings.logLevel : 'warn';
   return pino({ level }, pino.destination(2));
@@ -78,7 +77,14 @@ function parseLockTimeout(text: string | undefined): number | undefined {
   return value;
 }
 
+/** Loads the HTTP layer on demand, so one-shot commands start without Fastify. */
+async function loadBuildApp() {
+  const { buildApp } = await import('./app.js');
+  return buildApp;
+}
+
 async function serve(settings: Settings): Promise<void> {
+  const buildApp = await loadBuildApp();
   const app = await buildApp(settings);
   for (const warning of settings.warnings) {
     app.log.warn({ configPath: settings.configPath }, warning);
@@ -136,8 +142,10 @@ async function cleanup(settings: Settings, options: ReturnType<typeof parseComma
   return 0;
 }
 
-async function printOpenApi(settings: Settings): Promise<void> {
-  const app = await buildApp({ ...settings, logLevel: 'silent' });
+/** Prints the OpenAPI document, which depends on the routes only, so no config is read. */
+async function printOpenApi(): Promise<void> {
+  const buildApp = await loadBuildApp();
+  const app = await buildApp({ ...loadSettings({ builtInOnly: true }), logLevel: 'silent' });
   await app.ready();
   process.stdout.write(`${JSON.stringify(app.swagger(), null, 2)}\n`);
   await app.close();
@@ -157,6 +165,11 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError('Missing command.');
   }
 
+  if (command === 'openapi') {
+    await printOpenApi();
+    return 0;
+  }
+
   const settings = loadSettings({ configPath: options.config });
   switch (command) {
     case 'serve':
@@ -164,19 +177,27 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'cleanup':
       return cleanup(settings, options);
-    case 'openapi':
-      await printOpenApi(settings);
-      return 0;
     default:
       throw new UsageError(`Unknown command '${command}'.`);
   }
 }
 
+// Until main settles, an exit means the event loop ran dry with work pending: report it, never exit 0.
+let settled = false;
+process.exitCode = 1;
+process.on('exit', () => {
+  if (!settled) {
+    process.stderr.write('Error: the command stopped before it finished (an internal operation never completed); nothing after that point was done.\n');
+  }
+});
+
 main(process.argv.slice(2)).then(
   (exitCode) => {
+    settled = true;
     process.exitCode = exitCode;
   },
   (error: unknown) => {
+    settled = true;
     if (error instanceof UsageError || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       process.stderr.write(`Error: ${(error as Error).message}\n\n${USAGE}`);
     } else if (isRetentionError(error)) {

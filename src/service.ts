@@ -20,7 +20,7 @@ export interface CleanupCall {
 export class AuditRetention {
   constructor(readonly settings: Settings) {}
 
-  /** The current instant in epoch ms: AUDIT_RETENTION_NOW when set, else the system clock. */
+  /** Returns the current instant in epoch ms: AUDIT_RETENTION_NOW when set, else the system clock. */
   now(): number {
     return this.settings.fixedNowMs ?? Date.now();
   }
@@ -42,7 +42,7 @@ export class AuditRetention {
 
   /**
    * Removes temporary files that a crash left in the log directories, for every
-   * enabled profile whose directory no cleanup holds right now.
+   * enabled profile whose directory no cleanup has locked right now.
    */
   async removeCrashLeftovers(logger: Logger): Promise<void> {
     for (const profile of this.settings.profiles.values()) {

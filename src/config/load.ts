@@ -70,6 +70,8 @@ export interface LoadOptions {
   configPath?: string | undefined;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Ignore config files and the environment: the built-in default, for commands that need no config. */
+  builtInOnly?: boolean;
 }
 
 function configError(message: string, cause?: unknown): RetentionError {
@@ -209,11 +211,11 @@ function deepFreeze<T>(value: T): T {
 
 /** Loads, validates and freezes the settings. Throws CONFIG_INVALID with the file and key at fault. */
 export function loadSettings(options: LoadOptions = {}): Settings {
-  const env = options.env ?? process.env;
+  const env = options.builtInOnly === true ? {} : (options.env ?? process.env);
   const cwd = options.cwd ?? process.cwd();
   const environment = readEnvironment(env);
 
-  const configPath = locateConfigFile(options, environment, cwd);
+  const configPath = options.builtInOnly === true ? null : locateConfigFile(options, environment, cwd);
   const file = configPath === null ? { profiles: { [DEFAULT_PROFILE_NAME]: { audit: { enabled: true } } } } : readConfigFile(configPath);
   const baseDirectory = configPath === null ? cwd : dirname(configPath);
 

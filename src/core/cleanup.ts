@@ -7,7 +7,7 @@
 import type { ProfileSettings } from '../config/load.js';
 import { removeLeftoverTemporaries } from './durable.js';
 import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js';
-import { cleanupFile, type FileResult } from './file-cleanup.js';
+import { DEFAULT_CHUNK_BYTES, cleanupFile, type FileResult } from './file-cleanup.js';
 import { discoverLayout, type SkippedFile } from './layout.js';
 import { acquireRunLock, LogLock } from './lock.js';
 import type { Logger } from './logger.js';
@@ -25,6 +25,9 @@ export interface CleanupRequest {
   /** Overrides the profile's lock timeout, in ms. */
   lockTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
+  /** Read size and longest scanned line, in bytes; for tests and benchmarks only. */
+  chunkBytes?: number | undefined;
+  maxLineBytes?: number | undefined;
 }
 
 export interface CleanupOutcome {
@@ -102,6 +105,9 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   );
   const scanner = new LineScanner({ timestampField: profile.timestampField, timestampUnit: profile.timestampUnit });
 
+  const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const readBuffers: [Buffer, Buffer] = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
   try {
@@ -117,7 +123,15 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     }
 
     for (const [index, file] of layout.files.entries()) {
-      const result = await cleanupFile(file, { dryRun, scanner, rules, lock });
+      const result = await cleanupFile(file, {
+        dryRun,
+        scanner,
+        rules,
+        lock,
+        chunkBytes,
+        maxLineBytes: request.maxLineBytes,
+        readBuffers,
+      });
       outcome.files.push(result);
 
       if (result.error !== null) {

@@ -16,7 +16,7 @@ export const ErrorCode = {
   ROUTE_NOT_FOUND: 'AR_ROUTE_NOT_FOUND',
   /** The named profile is not in the config. */
   PROFILE_NOT_FOUND: 'AR_PROFILE_NOT_FOUND',
-  /** Another cleanup holds the log directory. */
+  /** Another cleanup has locked the log directory. */
   CLEANUP_RUNNING: 'AR_CLEANUP_RUNNING',
   /** An export destination exists and overwrite was not requested. */
   DESTINATION_EXISTS: 'AR_DESTINATION_EXISTS',

@@ -3,7 +3,7 @@
  * temporary file beside it, and replace the original atomically.
  *
  * Plain files are read once. Nothing is written until the first expired line turns
- * up, so a file with nothing expired costs one read and is never touched; a file
+ * up, so a file with nothing expired costs one read and is never touched. A file
  * whose lines are all expired is unlinked without a rewrite. The bytes appended
  * while the scan ran are copied under the log's lock, just before the rename.
  *
@@ -15,7 +15,7 @@ import { constants } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { dirname } from 'node:path';
 
 import { fsyncDirectory, temporaryPathFor } from './durable.js';
@@ -30,7 +30,7 @@ import type { LineScanner } from './scanner.js';
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
- * Longest line the scanner decides on, in bytes. A longer line is kept as it is and
+ * Maximum length of a line that the scanner decides on, in bytes. A longer line is kept as it is and
  * counted as malformed (`too_long`), so memory stays bounded on hostile input.
  */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -44,7 +44,7 @@ export type FileAction = 'unchanged' | 'rewritten' | 'removed' | 'failed';
 
 export interface FileResult {
   file: LogFile;
-  /** What the run did; for a dry run, what the real run would do. */
+  /** Action the run took on the file; for a dry run, the action a real run would take. */
   action: FileAction;
   tally: FileTally;
   bytesBefore: number;
@@ -61,7 +61,12 @@ export interface FileCleanupOptions {
   rules: RetentionRules;
   /** The writers' lock; required unless `dryRun`. */
   lock: LogLock | null;
-  chunkBytes?: number;
+  /** Size of each read, in bytes; DEFAULT_CHUNK_BYTES unless a test or benchmark tunes it. */
+  chunkBytes?: number | undefined;
+  /** Longest line that is scanned, in bytes; MAX_LINE_BYTES unless a test lowers it. */
+  maxLineBytes?: number | undefined;
+  /** Two read buffers of `chunkBytes` to reuse across files, so a run of many files allocates them once. */
+  readBuffers?: [Buffer, Buffer] | undefined;
   observeRecord?: RecordObserver | null;
 }
 
@@ -217,6 +222,8 @@ class PlainFileJob extends FileJob {
   /** True while inside a line longer than MAX_LINE_BYTES, which is passed through as it is. */
   private inOverlongLine = false;
 
+  /** The read in flight, if any; awaited before the shared buffers go to the next file. */
+  private pendingRead: Promise<number> = Promise.resolve(0);
   private outputStarted = false;
   private outputPosition = 0;
   private writes: Promise<void> = Promise.resolve();
@@ -225,7 +232,7 @@ class PlainFileJob extends FileJob {
   constructor(file: LogFile, options: FileCleanupOptions, processor: LineProcessor) {
     super(file, options, processor);
     const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    this.buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+    this.buffers = options.readBuffers !== undefined ? [...options.readBuffers] : [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
   }
 
   async run(): Promise<FileResult> {
@@ -271,6 +278,7 @@ class PlainFileJob extends FileJob {
    */
   private async scanToEnd(final: boolean): Promise<void> {
     let pendingRead = this.readInto(this.current, this.carry);
+    this.pendingRead = pendingRead;
 
     for (;;) {
       const bytesRead = await pendingRead;
@@ -289,6 +297,7 @@ class PlainFileJob extends FileJob {
       if (lastLineFeed < 0) {
         // No complete line in the buffer: grow it, or pass an overlong line through.
         pendingRead = this.handleLongLine(filled);
+        this.pendingRead = pendingRead;
         continue;
       }
 
@@ -301,6 +310,7 @@ class PlainFileJob extends FileJob {
       buffer.copy(this.buffers[other]!, 0, lastLineFeed + 1, filled);
       const nextBufferOffset = this.bufferOffset + lastLineFeed + 1;
       pendingRead = this.readInto(other, nextCarry);
+      this.pendingRead = pendingRead;
 
       let start = 0;
       if (this.inOverlongLine) {
@@ -339,7 +349,7 @@ class PlainFileJob extends FileJob {
       return this.readInto(this.current, filled);
     }
 
-    if (buffer.length * 2 <= MAX_LINE_BYTES) {
+    if (buffer.length * 2 <= (this.options.maxLineBytes ?? MAX_LINE_BYTES)) {
       const larger = Buffer.allocUnsafe(buffer.length * 2);
       buffer.copy(larger, 0, 0, filled);
       this.buffers[this.current] = larger;
@@ -432,6 +442,33 @@ class PlainFileJob extends FileJob {
   private async settleWrites(): Promise<void> {
     await this.writes;
   }
+
+  /** Waits for every read and write that still uses the shared buffers, then releases the files. */
+  override async abort(): Promise<void> {
+    await this.pendingRead.catch(() => undefined);
+    await this.writes.catch(() => undefined);
+    await super.abort();
+  }
+}
+
+/**
+ * Creates a writable stream that appends to a FileHandle from offset 0. FileHandle's own
+ * createWriteStream would keep a reference that makes a later close() wait forever
+ * when the stream is not set to close the handle itself (seen on Node 20.20).
+ */
+function fileHandleSink(handle: FileHandle): Writable {
+  let position = 0;
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      handle.write(chunk, 0, chunk.length, position).then(
+        ({ bytesWritten }) => {
+          position += bytesWritten;
+          callback();
+        },
+        (error: Error) => callback(error),
+      );
+    },
+  });
 }
 
 /** A gzip file: one pass to decide, a second to rewrite when anything is expired. */
@@ -464,7 +501,7 @@ class GzipFileJob extends FileJob {
     const output = await this.createOutput(mode, uid, gid);
     const compressor = createGzip({ level: GZIP_LEVEL });
     const kept = new PassThrough();
-    const writing = pipeline(kept, compressor, output.createWriteStream({ autoClose: false, start: 0 }));
+    const writing = pipeline(kept, compressor, fileHandleSink(output));
     writing.catch(() => undefined);
     const rewrite = new LineProcessor(this.processorScanner(), this.options.rules);
     await this.decompressLines(rewrite, kept);
@@ -523,10 +560,11 @@ class GzipFileJob extends FileJob {
           filled -= lastLineFeed + 1;
         }
         if (filled + piece.length > buffer.length) {
-          if (filled + piece.length > MAX_LINE_BYTES) {
+          const maxLineBytes = this.options.maxLineBytes ?? MAX_LINE_BYTES;
+          if (filled + piece.length > maxLineBytes) {
             throw new RetentionError(
               ErrorCode.FILE_UNREADABLE,
-              `Could not read ${this.file.path}: it holds a line longer than ${MAX_LINE_BYTES} bytes after decompression. Decompress it and run again.`,
+              `Could not read ${this.file.path}: it holds a line longer than ${maxLineBytes} bytes after decompression. Decompress it and run again.`,
             );
           }
           const larger = Buffer.allocUnsafe(Math.max(buffer.length * 2, filled + piece.length));

@@ -21,7 +21,7 @@ export interface SchemaTally {
   latestMs: number;
 }
 
-/** What the scan of one file found. */
+/** Counts and sizes found by the scan of one file. */
 export class FileTally {
   readonly schemas = new Map<string, SchemaTally>();
   records = 0;

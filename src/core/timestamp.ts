@@ -13,6 +13,9 @@ const MAX_DATE_MS = 8.64e15;
 
 const MS_PER_DAY = 86_400_000;
 
+/** Largest exponent magnitude that parseEpochBytes keeps. It exceeds by far the digit count of any line that fits in memory. */
+const MAX_EXPONENT = 1e15;
+
 const CHAR_0 = 0x30;
 const CHAR_9 = 0x39;
 
@@ -166,12 +169,27 @@ export function parseEpochBytes(bytes: Uint8Array, start: number, end: number, u
 
   let exponent = 0;
   if (index < end && (bytes[index] === 0x65 || bytes[index] === 0x45)) {
-    const exponentValue = Number(String.fromCharCode(...bytes.subarray(index + 1, end)));
-    if (!Number.isInteger(exponentValue)) {
+    index++;
+    const exponentNegative = bytes[index] === 0x2d;
+    if (exponentNegative || bytes[index] === 0x2b) {
+      index++;
+    }
+    const exponentStart = index;
+    for (; index < end; index++) {
+      const digit = digitAt(bytes, index);
+      if (digit < 0) {
+        break;
+      }
+      // Saturate so that an exponent of hundreds of digits stays finite. No result changes, because
+      // beyond MAX_EXPONENT every value floors to 0 or -1 or lies outside the Date range.
+      exponent = Math.min(exponent * 10 + digit, MAX_EXPONENT);
+    }
+    if (index === exponentStart) {
       return NaN;
     }
-    exponent = exponentValue;
-    index = end;
+    if (exponentNegative) {
+      exponent = -exponent;
+    }
   }
   if (index !== end || digits.length === 0) {
     return NaN;

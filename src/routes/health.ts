@@ -1,4 +1,4 @@
-/** GET /healthz (the process answers) and GET /readyz (it can do its work). */
+/** GET /healthz (the process responds) and GET /readyz (it can do its work). */
 
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';

@@ -10,7 +10,7 @@ export const ProfileQuery = Type.String({
   description: "Profile of the config file; the config's `profile:` key, `default`, or its only profile when omitted.",
 });
 
-/** `{"status":"error","message":"..."}`, the shape of every error answer. */
+/** `{"status":"error","message":"..."}`, the shape of every error response. */
 export const ErrorResponse = Type.Object(
   {
     status: Type.Literal('error'),

@@ -18,7 +18,7 @@ export default fp(
           title: 'audit-retention',
           version: API_VERSION,
           description:
-            'Keeps JSON-lines audit logs within their retention policy. Errors answer {"status":"error","message":"..."}.',
+            'Keeps JSON-lines audit logs within their retention policy. Error responses have the shape {"status":"error","message":"..."}.',
         },
         components: {
           securitySchemes: {

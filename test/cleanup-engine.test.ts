@@ -1,0 +1,352 @@
+/** The retention engine on real files in temporary directories. */
+
+import assert from 'node:assert/strict';
+import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gunzipSync, gzipSync } from 'node:zlib';
+
+import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
+import { ErrorCode, RetentionError } from '../src/core/errors.js';
+import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
+import {
+  NOW_MS,
+  daysAgo,
+  defaultProfile,
+  recordLine,
+  referenceCleanup,
+  temporaryDirectory,
+  testSettings,
+  writeConfig,
+  writeText,
+} from './helpers.js';
+
+interface Fixture {
+  directory: string;
+  logDirectory: string;
+  configPath: string;
+}
+
+async function fixture(t: Parameters<typeof temporaryDirectory>[0], extraAudit = ''): Promise<Fixture> {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory, extraAudit);
+  return { directory, logDirectory: join(directory, 'audit'), configPath };
+}
+
+async function cleanup(fixtureValue: Fixture, dryRun: boolean, overrides: Record<string, unknown> = {}): Promise<CleanupOutcome> {
+  const settings = testSettings(fixtureValue.configPath);
+  return runCleanup({ profile: defaultProfile(settings), dryRun, nowMs: NOW_MS, ...overrides });
+}
+
+function deletedObject(outcome: CleanupOutcome): Record<string, number> {
+  return Object.fromEntries(outcome.deletedPerSchema);
+}
+
+/** A mixed log: expired and kept records of three schemas, every bad-line kind, blank lines. */
+function mixedLog(): string {
+  return [
+    recordLine({ timestamp: daysAgo(200), schema_name: 'mxcp.endpoints', schema_version: 2 }),
+    recordLine({ timestamp: daysAgo(100), schema_name: 'debug.logs' }),
+    '{"truncated": \n',
+    recordLine({ timestamp: daysAgo(95), schema_name: 'mxcp.endpoints', schema_version: 2 }),
+    '\n',
+    '   \t \n',
+    recordLine({ timestamp: daysAgo(400), schema_name: 'auth.events' }),
+    recordLine({ timestamp: daysAgo(10), schema_name: 'debug.logs' }),
+    '[1, 2, 3]\n',
+    '{"no_timestamp": true}\n',
+    recordLine({ timestamp: daysAgo(120) }).replace('mxcp.endpoints', 'caf\u00e9'),
+    Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a]).toString('latin1'),
+    recordLine({ timestamp: daysAgo(300), schema_name: 'auth.events' }),
+    recordLine({ timestamp: daysAgo(1), schema_name: 'mxcp.endpoints', schema_version: 2 }),
+    recordLine({ timestamp: daysAgo(91) }).replace(/"schema_name": "[^"]*", /, ''),
+    recordLine({ timestamp: daysAgo(31), schema_name: 'debug.logs' }),
+  ].join('');
+}
+
+const MIXED_RETENTION = { bySchema: { 'mxcp.endpoints': 90, 'debug.logs': 30, 'auth.events': 365 }, defaultDays: 90 };
+
+const SCHEMAS_FILE = [
+  '{"schema_name": "mxcp.endpoints", "version": 2, "retention_days": 90}',
+  '{"schema_name": "auth.events", "version": 1, "retention_days": 365}',
+  '{"schema_name": "debug.logs", "version": 1, "retention_days": 30}',
+  '',
+].join('\n');
+
+test('single file keeps exactly the reference bytes', async (t) => {
+  const setup = await fixture(t);
+  const content = Buffer.from(mixedLog(), 'latin1');
+  await writeText(join(setup.logDirectory, 'logs.jsonl'), content);
+  await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
+
+  const outcome = await cleanup(setup, false);
+
+  const expected = referenceCleanup(content, MIXED_RETENTION);
+  assert.equal(outcome.status, 'success');
+  assert.deepEqual(deletedObject(outcome), expected.deleted);
+  assert.deepEqual(await readFile(join(setup.logDirectory, 'logs.jsonl')), expected.kept);
+});
+
+test('dry run matches real run', async (t) => {
+  const setup = await fixture(t, 'retention:\n  auth.events: 365');
+  const files: Record<string, string> = {
+    'logs-20260101T000000.jsonl': mixedLog(),
+    'logs-20260601T000000.jsonl': mixedLog(),
+    'logs-20260601T000000-1.jsonl': recordLine({ timestamp: daysAgo(5) }),
+    'logs.jsonl.1': mixedLog(),
+  };
+  for (const [name, content] of Object.entries(files)) {
+    await writeText(join(setup.logDirectory, name), Buffer.from(content, 'latin1'));
+  }
+  await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), gzipSync(Buffer.from(mixedLog(), 'latin1')));
+  await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
+
+  const dryRun = await cleanup(setup, true);
+  const realRun = await cleanup(setup, false);
+
+  assert.equal(dryRun.status, 'dry_run');
+  assert.equal(realRun.status, 'success');
+  assert.deepEqual(deletedObject(dryRun), deletedObject(realRun));
+  assert.equal(dryRun.totalDeleted, realRun.totalDeleted);
+  assert.ok(realRun.totalDeleted > 0);
+  assert.deepEqual(
+    dryRun.files.map((file) => [file.file.name, file.action, file.tally.expired]),
+    realRun.files.map((file) => [file.file.name, file.action, file.tally.expired]),
+  );
+
+  const again = await cleanup(setup, true);
+  assert.equal(again.totalDeleted, 0);
+});
+
+test('untouched file keeps inode and mtime', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  await writeText(path, recordLine({ timestamp: daysAgo(5) }) + '{"bad json\n');
+  const before = await stat(path);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+
+  const outcome = await cleanup(setup, false);
+
+  const after = await stat(path);
+  assert.equal(outcome.files[0]!.action, 'unchanged');
+  assert.equal(after.ino, before.ino);
+  assert.equal(after.mtimeMs, before.mtimeMs);
+  assert.equal(after.ctimeMs, before.ctimeMs);
+});
+
+test('fully expired file is removed', async (t) => {
+  const setup = await fixture(t);
+  const expiredPath = join(setup.logDirectory, 'logs-20250101T000000.jsonl');
+  const activePath = join(setup.logDirectory, 'logs-20261201T000000.jsonl');
+  await writeText(expiredPath, recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(200) }));
+  await writeText(activePath, recordLine({ timestamp: daysAgo(2) }));
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.files[0]!.action, 'removed');
+  assert.deepEqual(await readdir(setup.logDirectory).then((names) => names.sort()), ['logs-20261201T000000.jsonl', 'logs.jsonl.lock']);
+  assert.equal(outcome.totalDeleted, 2);
+});
+
+test('file with malformed lines is kept', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  await writeText(path, recordLine({ timestamp: daysAgo(300) }) + 'not json\n');
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.files[0]!.action, 'rewritten');
+  assert.equal(await readFile(path, 'utf8'), 'not json\n');
+});
+
+test('last line without newline is kept', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  const kept = recordLine({ timestamp: daysAgo(1) });
+  // Expired, but possibly a write in progress: it stays as it is.
+  const partial = recordLine({ timestamp: daysAgo(300) }).trimEnd();
+  await writeText(path, recordLine({ timestamp: daysAgo(300) }) + kept + partial);
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.totalDeleted, 1);
+  assert.equal(outcome.files[0]!.tally.partialTailBytes, Buffer.byteLength(partial));
+  assert.equal(await readFile(path, 'utf8'), kept + partial);
+});
+
+test('CRLF and BOM are not malformed', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  const expired = recordLine({ timestamp: daysAgo(300) }).replace('\n', '\r\n');
+  const kept = recordLine({ timestamp: daysAgo(3) }).replace('\n', '\r\n');
+  await writeText(path, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(expired + kept)]));
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.files[0]!.tally.malformed, 0);
+  assert.equal(outcome.totalDeleted, 1);
+  assert.deepEqual(await readFile(path), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(kept)]));
+});
+
+test('gzip file is rewritten compressed', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl.3.gz');
+  const content = Buffer.from(mixedLog(), 'latin1');
+  await writeText(path, gzipSync(content));
+  await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
+
+  const outcome = await cleanup(setup, false);
+
+  const expected = referenceCleanup(content, MIXED_RETENTION);
+  assert.equal(outcome.files[0]!.action, 'rewritten');
+  assert.deepEqual(gunzipSync(await readFile(path)), expected.kept);
+  assert.deepEqual(deletedObject(outcome), expected.deleted);
+});
+
+test('schemas file is never a segment', async (t) => {
+  const setup = await fixture(t);
+  await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), '{"schema_name": "x", "version": 1, "retention_days": 1, "timestamp": "2000-01-01T00:00:00Z"}\n');
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.files.length, 0);
+  assert.equal(outcome.totalDeleted, 0);
+});
+
+test('rewrite keeps the file mode', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  await writeText(path, recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(3) }));
+  await chmod(path, 0o640);
+  const before = await stat(path);
+
+  await cleanup(setup, false);
+
+  const after = await stat(path);
+  assert.equal(after.mode & 0o7777, 0o640);
+  assert.equal(after.uid, before.uid);
+  assert.equal(after.gid, before.gid);
+  assert.notEqual(after.ino, before.ino);
+});
+
+test('tiny chunks give the same result', async (t) => {
+  const setup = await fixture(t);
+  const content = Buffer.from(mixedLog().repeat(20), 'latin1');
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  await writeText(path, content);
+  await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
+
+  // 64-byte reads split nearly every line across chunks and force the buffers to grow.
+  const outcome = await cleanup(setup, false, { chunkBytes: 64 });
+
+  const expected = referenceCleanup(content, MIXED_RETENTION);
+  assert.deepEqual(deletedObject(outcome), expected.deleted);
+  assert.deepEqual(await readFile(path), expected.kept);
+});
+
+test('overlong line is kept unscanned', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  const overlong = recordLine({ timestamp: daysAgo(300), padding: 'x'.repeat(5000) });
+  const content = recordLine({ timestamp: daysAgo(300) }) + overlong + recordLine({ timestamp: daysAgo(2) });
+  await writeText(path, content);
+
+  const outcome = await cleanup(setup, false, { chunkBytes: 256, maxLineBytes: 1024 });
+
+  assert.equal(outcome.totalDeleted, 1);
+  assert.equal(outcome.files[0]!.tally.malformedByKind['too_long'], 1);
+  assert.equal(await readFile(path, 'utf8'), content.slice(content.indexOf('\n') + 1));
+});
+
+test('missing log directory is an error', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const settings = testSettings(configPath);
+
+  await assert.rejects(
+    runCleanup({ profile: defaultProfile(settings), dryRun: true, nowMs: NOW_MS }),
+    (error: unknown) => {
+      assert.ok(error instanceof RetentionError);
+      assert.equal(error.code, ErrorCode.LOG_DIR_MISSING);
+      assert.match(error.message, /audit/);
+      assert.match(error.message, /'default'/);
+      return true;
+    },
+  );
+});
+
+test('empty log directory holds zero', async (t) => {
+  const setup = await fixture(t);
+  await writeText(join(setup.logDirectory, 'unrelated.txt'), 'x');
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.status, 'success');
+  assert.equal(outcome.totalDeleted, 0);
+  assert.equal(outcome.files.length, 0);
+});
+
+test('unreadable gzip fails only itself', async (t) => {
+  const setup = await fixture(t);
+  await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), Buffer.from('this is not gzip'));
+  await writeText(join(setup.logDirectory, 'logs.jsonl'), recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) }));
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.status, 'error');
+  assert.equal(outcome.error?.code, ErrorCode.FILE_UNREADABLE);
+  assert.match(outcome.error!.message, /logs\.jsonl\.2\.gz/);
+  assert.deepEqual(deletedObject(outcome), { 'mxcp.endpoints:1': 1 });
+  assert.deepEqual(await readFile(join(setup.logDirectory, 'logs.jsonl.2.gz')), Buffer.from('this is not gzip'));
+});
+
+test('symbolic link is skipped', async (t) => {
+  const setup = await fixture(t);
+  const target = join(setup.directory, 'elsewhere.jsonl');
+  await writeText(target, recordLine({ timestamp: daysAgo(300) }));
+  await writeText(join(setup.logDirectory, 'logs.jsonl.1'), recordLine({ timestamp: daysAgo(1) }));
+  await symlink(target, join(setup.logDirectory, 'logs.jsonl'));
+
+  const outcome = await cleanup(setup, false);
+
+  assert.equal(outcome.totalDeleted, 0);
+  assert.deepEqual(outcome.skipped.map((skipped) => skipped.name), ['logs.jsonl']);
+  assert.equal((await readFile(target, 'utf8')).length > 0, true);
+});
+
+test('leftover temporary file is removed', async (t) => {
+  const setup = await fixture(t);
+  const leftover = join(setup.logDirectory, `.logs.jsonl.123-abc${TEMPORARY_SUFFIX}`);
+  await writeText(leftover, 'half a copy');
+  await writeText(join(setup.logDirectory, 'logs.jsonl'), recordLine({ timestamp: daysAgo(1) }));
+
+  const outcome = await cleanup(setup, false);
+
+  assert.deepEqual(outcome.leftoversRemoved, [`.logs.jsonl.123-abc${TEMPORARY_SUFFIX}`]);
+  assert.ok(!(await readdir(setup.logDirectory)).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
+});
+
+test('numeric epoch timestamps with a custom field', async (t) => {
+  const setup = await fixture(t, 'timestamp_field: time\ntimestamp_unit: s');
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  const expiredSeconds = (NOW_MS - 91 * 86_400_000) / 1000;
+  const keptSeconds = (NOW_MS - 89 * 86_400_000) / 1000;
+  await writeText(path, `{"level":30,"time":${expiredSeconds},"msg":"old"}\n{"level":30,"time":${keptSeconds}.5,"msg":"new"}\n`);
+
+  const outcome = await cleanup(setup, false);
+
+  assert.deepEqual(deletedObject(outcome), { unknown: 1 });
+  assert.equal(await readFile(path, 'utf8'), `{"level":30,"time":${keptSeconds}.5,"msg":"new"}\n`);
+});
+
+test('disabled profile is skipped', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = join(directory, 'audit-retention.yml');
+  await writeFile(configPath, 'profiles:\n  staging:\n    audit:\n      enabled: false\n');
+  const settings = testSettings(configPath);
+
+  const outcome = await runCleanup({ profile: settings.profiles.get('staging')!, dryRun: false, nowMs: NOW_MS });
+
+  assert.equal(outcome.status, 'skipped');
+  assert.equal(outcome.files.length, 0);
+});
