@@ -350,3 +350,21 @@ test('disabled profile is skipped', async (t) => {
   assert.equal(outcome.status, 'skipped');
   assert.equal(outcome.files.length, 0);
 });
+
+test('helper thread gives same result', async (t) => {
+  const setup = await fixture(t);
+  const content = Buffer.from(mixedLog().repeat(3000), 'latin1');
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  await writeText(path, content);
+  await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
+
+  // 1 MiB chunks of a 6 MiB file: every chunk is split between the two threads.
+  const dryRun = await cleanup(setup, true, { chunkBytes: 1024 * 1024, scanHelper: true });
+  const realRun = await cleanup(setup, false, { chunkBytes: 1024 * 1024, scanHelper: true });
+
+  const expected = referenceCleanup(content, MIXED_RETENTION);
+  assert.deepEqual(deletedObject(dryRun), expected.deleted);
+  assert.deepEqual(deletedObject(realRun), expected.deleted);
+  assert.equal(realRun.files[0]!.tally.malformed, 5 * 3000);
+  assert.deepEqual(await readFile(path), expected.kept);
+});

@@ -11,8 +11,9 @@ import { DEFAULT_CHUNK_BYTES, cleanupFile, type FileResult } from './file-cleanu
 import { discoverLayout, type SkippedFile } from './layout.js';
 import { acquireRunLock, LogLock } from './lock.js';
 import type { Logger } from './logger.js';
-import { compareKeys, RetentionRules, type SchemaRule } from './retention.js';
-import { LineScanner } from './scanner.js';
+import { compareKeys, RetentionRules, type RetentionInputs, type SchemaRule } from './retention.js';
+import { MIN_HELPER_TOTAL_BYTES, ScanHelper, helperUseful } from './scan-helper.js';
+import { LineScanner, type ScannerOptions } from './scanner.js';
 import { readSchemasFile } from './schemas-file.js';
 
 export type CleanupStatus = 'success' | 'dry_run' | 'skipped' | 'error';
@@ -28,6 +29,8 @@ export interface CleanupRequest {
   /** Read size and longest scanned line, in bytes; for tests and benchmarks only. */
   chunkBytes?: number | undefined;
   maxLineBytes?: number | undefined;
+  /** Forces the second scan thread on or off; by default it runs for large logs on machines with two cores or more. */
+  scanHelper?: boolean | undefined;
 }
 
 export interface CleanupOutcome {
@@ -95,18 +98,28 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     logger?.warn({ profile: profile.name, file: skipped.name, reason: skipped.reason }, 'log file skipped');
   }
 
-  const rules = new RetentionRules(
-    {
-      configRetention: profile.retention,
-      schemasFileRetention: schemasFile.retention,
-      profileRetentionDays: profile.retentionDays,
-    },
-    nowMs,
-  );
-  const scanner = new LineScanner({ timestampField: profile.timestampField, timestampUnit: profile.timestampUnit });
+  const retentionInputs: RetentionInputs = {
+    configRetention: profile.retention,
+    schemasFileRetention: schemasFile.retention,
+    profileRetentionDays: profile.retentionDays,
+  };
+  const rules = new RetentionRules(retentionInputs, nowMs);
+  const scannerOptions: ScannerOptions = {
+    timestampField: profile.timestampField,
+    timestampUnit: profile.timestampUnit,
+    extractLabels: false,
+  };
+  const scanner = new LineScanner(scannerOptions);
 
   const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-  const readBuffers: [Buffer, Buffer] = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+  const plainBytes = layout.files.reduce((sum, file) => sum + (file.gzip ? 0 : file.size), 0);
+  const helper =
+    (request.scanHelper ?? (helperUseful() && plainBytes >= MIN_HELPER_TOTAL_BYTES))
+      ? ScanHelper.start({ scanner: scannerOptions, retention: retentionInputs, nowMs, countFacets: false })
+      : null;
+  // The helper thread reads the chunks in place, so they live in shared memory when it runs.
+  const allocate = (size: number): Buffer => (helper === null ? Buffer.allocUnsafe(size) : Buffer.from(new SharedArrayBuffer(size)));
+  const readBuffers: [Buffer, Buffer] = [allocate(chunkBytes), allocate(chunkBytes)];
 
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
@@ -131,6 +144,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         chunkBytes,
         maxLineBytes: request.maxLineBytes,
         readBuffers,
+        helper,
       });
       outcome.files.push(result);
 
@@ -144,6 +158,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       }
     }
   } finally {
+    await helper?.close();
     await lock?.close();
     await releaseRunLock?.();
   }

@@ -21,8 +21,9 @@ import { dirname } from 'node:path';
 import { fsyncDirectory, temporaryPathFor } from './durable.js';
 import { ErrorCode, RetentionError, fromFileSystemError } from './errors.js';
 import type { LogFile } from './layout.js';
-import { LineProcessor, type FileTally, type RecordObserver } from './line-processor.js';
+import { LineProcessor, type FileTally } from './line-processor.js';
 import type { LogLock } from './lock.js';
+import { MIN_SPLIT_BYTES, type ScanHelper } from './scan-helper.js';
 import type { RetentionRules } from './retention.js';
 import type { LineScanner } from './scanner.js';
 
@@ -67,12 +68,15 @@ export interface FileCleanupOptions {
   maxLineBytes?: number | undefined;
   /** Two read buffers of `chunkBytes` to reuse across files, so a run of many files allocates them once. */
   readBuffers?: [Buffer, Buffer] | undefined;
-  observeRecord?: RecordObserver | null;
+  /** Count records by operation type, status and policy decision, for stats. */
+  countFacets?: boolean | undefined;
+  /** Second thread that scans half of each chunk; used when the read buffers are shared memory. */
+  helper?: ScanHelper | null | undefined;
 }
 
 /** Cleans one file. Failures come back as `action: 'failed'` with the error, never as a throw. */
 export async function cleanupFile(file: LogFile, options: FileCleanupOptions): Promise<FileResult> {
-  const processor = new LineProcessor(options.scanner, options.rules, options.observeRecord ?? null);
+  const processor = new LineProcessor(options.scanner, options.rules, options.countFacets ?? false);
   const job = file.gzip ? new GzipFileJob(file, options, processor) : new PlainFileJob(file, options, processor);
   try {
     return await job.run();
@@ -290,6 +294,7 @@ class PlainFileJob extends FileJob {
         if (final && this.carry > 0) {
           this.finishTail(buffer);
         }
+        await this.collectHelperTally();
         return;
       }
 
@@ -323,15 +328,55 @@ class PlainFileJob extends FileJob {
         }
       }
       if (start <= lastLineFeed) {
-        const deleted = this.processor.processLines(buffer, start, lastLineFeed + 1);
+        const { deleted, keptRuns } = await this.decideLines(buffer, start, lastLineFeed + 1);
         if (deleted > 0 || this.outputStarted) {
-          this.queueRuns(buffer, this.processor.keptRuns, this.bufferOffset, start);
+          this.queueRuns(buffer, keptRuns, this.bufferOffset, start);
         }
       }
 
       this.current = other;
       this.carry = nextCarry;
       this.bufferOffset = nextBufferOffset;
+    }
+  }
+
+  /**
+   * Decides the complete lines in `buffer[start, end)`. A large region in shared
+   * memory is split at a line feed near its middle: the helper thread takes the
+   * second half while this thread scans the first.
+   */
+  private async decideLines(buffer: Buffer, start: number, end: number): Promise<{ deleted: number; keptRuns: readonly number[] }> {
+    const helper = this.options.helper;
+    const memory = buffer.buffer;
+    if (helper == null || !(memory instanceof SharedArrayBuffer) || buffer.byteOffset !== 0 || end - start < MIN_SPLIT_BYTES) {
+      const deleted = this.processor.processLines(buffer, start, end);
+      return { deleted, keptRuns: this.processor.keptRuns };
+    }
+
+    const split = buffer.indexOf(LINE_FEED, start + ((end - start) >>> 1)) + 1;
+    const remote = helper.scanLines(memory, split, end);
+    remote.catch(() => undefined);
+    const localDeleted = this.processor.processLines(buffer, start, split);
+    const keptRuns = this.processor.keptRuns.slice();
+    const { deleted: remoteDeleted, keptRuns: remoteRuns } = await remote;
+
+    // Join the two halves' runs where the first ends exactly where the second starts.
+    let next = 0;
+    if (keptRuns.length > 0 && remoteRuns.length > 0 && keptRuns[keptRuns.length - 1] === remoteRuns[0]) {
+      keptRuns[keptRuns.length - 1] = remoteRuns[1]!;
+      next = 2;
+    }
+    for (; next < remoteRuns.length; next++) {
+      keptRuns.push(remoteRuns[next]!);
+    }
+    return { deleted: localDeleted + remoteDeleted, keptRuns };
+  }
+
+  /** Adds what the helper thread counted for this file since the last call. */
+  private async collectHelperTally(): Promise<void> {
+    const helper = this.options.helper;
+    if (helper != null) {
+      this.processor.tally.merge(await helper.takeTally(), this.options.rules);
     }
   }
 

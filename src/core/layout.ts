@@ -24,6 +24,8 @@ export interface LogFile {
   gzip: boolean;
   /** True for the file a writer appends to now: the newest segment, else the single file. */
   active: boolean;
+  /** Size in bytes when the directory was listed. */
+  size: number;
 }
 
 export interface SkippedFile {
@@ -89,6 +91,7 @@ export function lockPathFor(logPath: string): string {
 
 interface Candidate {
   name: string;
+  size?: number;
   role: LogFileRole;
   gzip: boolean;
   /** Sort key, oldest first. */
@@ -192,7 +195,7 @@ export async function discoverLayout(logPath: string, profile: string): Promise<
       skipped.push({ name, reason: 'not a regular file' });
       continue;
     }
-    candidates.push(classified);
+    candidates.push({ ...classified, size: info.size });
   }
 
   candidates.sort((left, right) => compareOrder(left.order, right.order));
@@ -211,6 +214,7 @@ export async function discoverLayout(logPath: string, profile: string): Promise<
       role: candidate.role,
       gzip: candidate.gzip,
       active: candidate.name === activeName,
+      size: candidate.size ?? 0,
     })),
     skipped: skipped.sort((left, right) => (left.name < right.name ? -1 : 1)),
   };

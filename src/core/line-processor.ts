@@ -5,6 +5,8 @@
  * copied without decoding.
  */
 
+import { isUtf8 } from 'node:buffer';
+
 import { LineKind, MALFORMED_KIND_NAMES, type LineScanner } from './scanner.js';
 import type { RetentionRules, SchemaRule } from './retention.js';
 
@@ -13,12 +15,37 @@ const LINE_FEED = 0x0a;
 /** Counts for one schema key within one file. */
 export interface SchemaTally {
   rule: SchemaRule;
+  schemaVersion: number;
   /** Records of this schema in the file, expired ones included. */
   records: number;
   expired: number;
   /** Earliest and latest record instant in epoch ms. */
   earliestMs: number;
   latestMs: number;
+}
+
+/** Record counts by operation type, status and policy decision, for stats. */
+export interface RecordFacets {
+  byType: Map<string, number>;
+  byStatus: Map<string, number>;
+  byPolicy: Map<string, number>;
+}
+
+/** A FileTally as plain data, to cross a worker boundary. */
+export interface SerializedTally {
+  schemas: [schemaName: string | null, schemaVersion: number, records: number, expired: number, earliestMs: number, latestMs: number][];
+  records: number;
+  expired: number;
+  expiredBytes: number;
+  malformed: number;
+  malformedByKind: Record<string, number>;
+  blankLines: number;
+  keptBytes: number;
+  facets: { byType: [string, number][]; byStatus: [string, number][]; byPolicy: [string, number][] } | null;
+}
+
+function addCount(counts: Map<string, number>, key: string, count = 1): void {
+  counts.set(key, (counts.get(key) ?? 0) + count);
 }
 
 /** Counts and sizes found by the scan of one file. */
@@ -36,6 +63,12 @@ export class FileTally {
   bomBytes = 0;
   /** Bytes of complete lines and tail that stay in the file, the mark excluded. */
   keptBytes = 0;
+  /** Counts by operation type, status and policy decision; null unless requested. */
+  readonly facets: RecordFacets | null;
+
+  constructor(countFacets: boolean) {
+    this.facets = countFacets ? { byType: new Map(), byStatus: new Map(), byPolicy: new Map() } : null;
+  }
 
   countMalformed(kind: LineKind): void {
     this.malformed++;
@@ -53,17 +86,68 @@ export class FileTally {
     }
     return deleted;
   }
-}
 
-/** Observer of every record, for stats that need more than retention counts. */
-export type RecordObserver = (scanner: LineScanner) => void;
+  serialize(): SerializedTally {
+    return {
+      schemas: [...this.schemas.values()].map((tally) => [
+        tally.rule.schemaName,
+        tally.schemaVersion,
+        tally.records,
+        tally.expired,
+        tally.earliestMs,
+        tally.latestMs,
+      ]),
+      records: this.records,
+      expired: this.expired,
+      expiredBytes: this.expiredBytes,
+      malformed: this.malformed,
+      malformedByKind: { ...this.malformedByKind },
+      blankLines: this.blankLines,
+      keptBytes: this.keptBytes,
+      facets:
+        this.facets === null
+          ? null
+          : { byType: [...this.facets.byType], byStatus: [...this.facets.byStatus], byPolicy: [...this.facets.byPolicy] },
+    };
+  }
+
+  /** Adds the counts of a tally of another part of the same file; `rules` maps its schemas to this run's rules. */
+  merge(other: SerializedTally, rules: RetentionRules): void {
+    for (const [schemaName, schemaVersion, records, expired, earliestMs, latestMs] of other.schemas) {
+      const rule = rules.ruleFor(schemaName, schemaVersion);
+      const existing = this.schemas.get(rule.key);
+      if (existing === undefined) {
+        this.schemas.set(rule.key, { rule, schemaVersion, records, expired, earliestMs, latestMs });
+        continue;
+      }
+      existing.records += records;
+      existing.expired += expired;
+      existing.earliestMs = Math.min(existing.earliestMs, earliestMs);
+      existing.latestMs = Math.max(existing.latestMs, latestMs);
+    }
+    this.records += other.records;
+    this.expired += other.expired;
+    this.expiredBytes += other.expiredBytes;
+    this.malformed += other.malformed;
+    for (const [kind, count] of Object.entries(other.malformedByKind)) {
+      this.malformedByKind[kind] = (this.malformedByKind[kind] ?? 0) + count;
+    }
+    this.blankLines += other.blankLines;
+    this.keptBytes += other.keptBytes;
+    if (this.facets !== null && other.facets !== null) {
+      for (const [key, count] of other.facets.byType) addCount(this.facets.byType, key, count);
+      for (const [key, count] of other.facets.byStatus) addCount(this.facets.byStatus, key, count);
+      for (const [key, count] of other.facets.byPolicy) addCount(this.facets.byPolicy, key, count);
+    }
+  }
+}
 
 /**
  * Decides the lines of one file. Feed it the file's bytes in order, complete lines
  * only, then `finishTail` with the last line when it has no line feed.
  */
 export class LineProcessor {
-  readonly tally = new FileTally();
+  readonly tally: FileTally;
 
   /** Kept byte ranges of the last `processLines` call, as start/end pairs into its buffer. */
   readonly keptRuns: number[] = [];
@@ -75,8 +159,15 @@ export class LineProcessor {
   constructor(
     private readonly scanner: LineScanner,
     private readonly rules: RetentionRules,
-    private readonly observeRecord: RecordObserver | null = null,
-  ) {}
+    countFacets = false,
+  ) {
+    this.tally = new FileTally(countFacets);
+  }
+
+  /** Declares that the next bytes do not start the file, so they are not checked for a byte order mark. */
+  continueFile(): void {
+    this.atFileStart = false;
+  }
 
   /**
    * Decides every line in `bytes[start, end)`; the byte at `end - 1` must be a line
@@ -105,6 +196,10 @@ export class LineProcessor {
 
     const markInRuns = markBytes;
 
+    // One native UTF-8 check over the whole region, instead of one per line; it fails only
+    // on regions that contain an invalid line, and then each line is checked on its own.
+    scanner.utf8Verified = isUtf8(bytes.subarray(start, end));
+
     while (lineStart < end) {
       const lineEnd = bytes.indexOf(LINE_FEED, lineStart);
       const contentStart = lineStart + markBytes;
@@ -118,7 +213,12 @@ export class LineProcessor {
         tally.records++;
         if (timestampMs < schemaTally.earliestMs) schemaTally.earliestMs = timestampMs;
         if (timestampMs > schemaTally.latestMs) schemaTally.latestMs = timestampMs;
-        if (this.observeRecord !== null) this.observeRecord(scanner);
+        const facets = tally.facets;
+        if (facets !== null) {
+          if (facts.operationType !== null) addCount(facets.byType, facts.operationType);
+          if (facts.operationStatus !== null) addCount(facets.byStatus, facts.operationStatus);
+          if (facts.policyDecision !== null) addCount(facets.byPolicy, facts.policyDecision);
+        }
 
         if (timestampMs < schemaTally.rule.cutoffMs) {
           schemaTally.expired++;
@@ -172,7 +272,7 @@ export class LineProcessor {
     const rule = this.rules.ruleFor(schemaName, schemaVersion);
     let schemaTally = this.tally.schemas.get(rule.key);
     if (schemaTally === undefined) {
-      schemaTally = { rule, records: 0, expired: 0, earliestMs: Infinity, latestMs: -Infinity };
+      schemaTally = { rule, schemaVersion, records: 0, expired: 0, earliestMs: Infinity, latestMs: -Infinity };
       this.tally.schemas.set(rule.key, schemaTally);
     }
     this.lastRule = rule;

@@ -3,7 +3,7 @@
  *
  * It checks the line against the JSON grammar (RFC 8259) and UTF-8 without building
  * objects, and picks out the top-level members that retention and stats need. Its
- * verdict matches `JSON.parse` on the decoded line; a property test holds it to that.
+ * verdict matches `JSON.parse` on the decoded line; a property test checks that.
  * Object keys and string values with escapes are decoded through `JSON.parse` of
  * that one token, so the scanner never guesses at escape semantics.
  *
@@ -16,7 +16,7 @@ import { isUtf8 } from 'node:buffer';
 
 import { parseEpochBytes, parseIsoBytes } from './timestamp.js';
 
-/** What a line is, as far as retention is concerned. */
+/** Kinds of line, as far as retention is concerned. */
 export const LineKind = {
   /** A JSON object with a readable timestamp. */
   RECORD: 0,
@@ -46,10 +46,15 @@ export const MALFORMED_KIND_NAMES: Record<number, string> = {
 export const DEFAULT_SCHEMA_VERSION = 1;
 
 export interface ScannerOptions {
-  /** Name of the top-level member that holds the timestamp. */
+  /** Name of the top-level member that contains the timestamp. */
   timestampField: string;
   /** Unit of numeric timestamps. */
   timestampUnit: 'ms' | 's';
+  /**
+   * Decode `operation_type`, `operation_status` and `policy_decision` into the facts.
+   * Default true; a cleanup turns it off because it needs only timestamp and schema.
+   */
+  extractLabels?: boolean;
 }
 
 /** Facts about the last scanned line. Fields other than `kind` are valid only for RECORD. */
@@ -72,12 +77,40 @@ const SPACE = 0x20;
 const TAB = 0x09;
 const CARRIAGE_RETURN = 0x0d;
 
-/** Nonzero for bytes that end the fast path inside a string: quote, backslash, control bytes and non-ASCII. */
+/**
+ * Nonzero for bytes that end a run of plain string content: quote, backslash and
+ * control bytes. Bytes of 0x80 and above pass, because UTF-8 is checked per line or
+ * per chunk with isUtf8, not inside the grammar walk.
+ */
 const STRING_STOP = new Uint8Array(256);
 for (let byte = 0; byte < 0x20; byte++) STRING_STOP[byte] = 1;
-for (let byte = 0x80; byte < 0x100; byte++) STRING_STOP[byte] = 1;
 STRING_STOP[QUOTE] = 1;
 STRING_STOP[BACKSLASH] = 1;
+
+// Word-at-a-time constants for four bytes in one 32-bit integer (SWAR).
+const ONES = 0x01010101;
+const HIGH_BITS = 0x80808080 | 0;
+const QUOTES = 0x22222222;
+const BACKSLASHES = 0x5c5c5c5c;
+const SPACES = 0x20202020;
+
+/** 1 for JSON white space within a line: space, tab and carriage return. The line feed ends the line. */
+const IS_SPACE = new Uint8Array(256);
+IS_SPACE[SPACE] = 1;
+IS_SPACE[TAB] = 1;
+IS_SPACE[CARRIAGE_RETURN] = 1;
+
+/**
+ * Nesting depth up to which the recursive walk runs; deeper lines take the
+ * iterative walk. 512 frames of these small methods stay far below Node's default stack limit of 984 KiB.
+ */
+const MAX_RECURSIVE_DEPTH = 512;
+
+/** Length bound of the key table, in bytes; a longer configured timestamp field skips the table and is compared in full. */
+const MAX_MEMBER_KEY_LENGTH = 64;
+
+/** Result of the recursive walk when a line nests deeper than MAX_RECURSIVE_DEPTH. */
+const TOO_DEEP = -2;
 
 const IS_HEX = new Uint8Array(256);
 for (const character of '0123456789abcdefABCDEF') IS_HEX[character.charCodeAt(0)] = 1;
@@ -90,7 +123,7 @@ function isDigit(byte: number): boolean {
   return byte >= 0x30 && byte <= 0x39;
 }
 
-// Which top-level member a key names.
+// Top-level members of interest, by the key that names them.
 const MEMBER_OTHER = 0;
 const MEMBER_TIMESTAMP = 1;
 const MEMBER_SCHEMA_NAME = 2;
@@ -164,7 +197,20 @@ export class LineScanner {
 
   private readonly memberKeys: Uint8Array[];
   private readonly memberNames: string[];
+  /** 1 at `length * 256 + first byte` of each member key of interest. */
+  private readonly memberSlots = new Uint8Array(MAX_MEMBER_KEY_LENGTH * 256);
   private readonly unitDigits: number;
+  private readonly extractLabels: boolean;
+
+  /**
+   * Set by a caller that has checked with isUtf8 the whole region it scans next.
+   * While it is true, lines are not checked for UTF-8 one by one.
+   */
+  utf8Verified = false;
+
+  /** 32-bit view of the last scanned buffer, for the word-at-a-time string scan. */
+  private words: Int32Array | null = null;
+  private wordsSource: Uint8Array | null = null;
 
   /** Nesting stack of container kinds; grows on demand, so nesting depth has no fixed limit. */
   private stack = new Uint8Array(64);
@@ -189,7 +235,14 @@ export class LineScanner {
       'policy_decision',
     ];
     this.memberKeys = this.memberNames.map((name) => Buffer.from(name, 'utf8'));
+    for (let member = 1; member < MEMBER_COUNT; member++) {
+      const key = this.memberKeys[member]!;
+      if (key.length < MAX_MEMBER_KEY_LENGTH) {
+        this.memberSlots[key.length * 256 + key[0]!] = 1;
+      }
+    }
     this.unitDigits = options.timestampUnit === 's' ? 3 : 0;
+    this.extractLabels = options.extractLabels ?? true;
   }
 
   /** Scans `bytes[start, end)`; `bytes[end]` must be 0x0A. Returns the kind, also stored in `facts.kind`. */
@@ -216,25 +269,202 @@ export class LineScanner {
     }
 
     this.valueType.fill(VALUE_ABSENT);
-    const result = this.walk(bytes, index, end);
-    if (result === WALK_INVALID) {
-      return isUtf8(bytes.subarray(start, end)) ? LineKind.NOT_JSON : LineKind.INVALID_UTF8;
+    this.attachWords(bytes);
+    let walked = bytes[index] === 0x7b ? this.walkRecord(bytes, index, end) : this.skipValue(bytes, index, end, 0);
+    if (walked === TOO_DEEP) {
+      // Deeper than the recursive walk allows: the iterative walk has no depth limit.
+      this.valueType.fill(VALUE_ABSENT);
+      walked = this.walk(bytes, index, end) ? end : -1;
     }
-    if (result === WALK_VALID_NON_ASCII && !isUtf8(bytes.subarray(start, end))) {
+    let afterValue = walked;
+    while (afterValue >= 0 && (bytes[afterValue] === SPACE || bytes[afterValue] === TAB || bytes[afterValue] === CARRIAGE_RETURN)) {
+      afterValue++;
+    }
+    const valid = afterValue === end;
+    const utf8 = this.utf8Verified || isUtf8(bytes.subarray(start, end));
+    if (!utf8) {
       return LineKind.INVALID_UTF8;
     }
+    if (!valid) {
+      return LineKind.NOT_JSON;
+    }
     return bytes[index] === 0x7b ? LineKind.RECORD : LineKind.NOT_OBJECT;
+  }
+
+  /**
+   * Walks the top-level object starting at `index` and records the members of interest.
+   * Returns the index after its closing brace, -1 when the grammar fails, or TOO_DEEP.
+   * This recursive walk is the fast path; `walk` below is its iterative fallback.
+   */
+  private walkRecord(bytes: Uint8Array, index: number, end: number): number {
+    index++;
+    while (IS_SPACE[bytes[index]!] === 1) index++;
+    if (bytes[index] === 0x7d) {
+      return index + 1;
+    }
+
+    for (;;) {
+      if (bytes[index] !== QUOTE) {
+        return -1;
+      }
+      const keyEncoded = this.skipString(bytes, index, end);
+      if (keyEncoded === STRING_INVALID) {
+        return -1;
+      }
+      const keyEnd = closingQuoteOf(keyEncoded);
+      const member = this.matchMember(bytes, index + 1, keyEnd, isEscaped(keyEncoded));
+      index = keyEnd + 1;
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      if (bytes[index] !== 0x3a) {
+        return -1;
+      }
+      index++;
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+
+      if (member === MEMBER_OTHER) {
+        index = this.skipValue(bytes, index, end, 1);
+      } else {
+        index = this.readMember(bytes, index, end, member);
+      }
+      if (index < 0) {
+        return index;
+      }
+
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      const byte = bytes[index];
+      if (byte === 0x2c) {
+        index++;
+        while (IS_SPACE[bytes[index]!] === 1) index++;
+        continue;
+      }
+      return byte === 0x7d ? index + 1 : -1;
+    }
+  }
+
+  /** Walks the value of a member of interest and records its type and position. */
+  private readMember(bytes: Uint8Array, index: number, end: number, member: number): number {
+    const byte = bytes[index];
+    if (byte === QUOTE) {
+      const encoded = this.skipString(bytes, index, end);
+      if (encoded === STRING_INVALID) {
+        return -1;
+      }
+      this.valueType[member] = VALUE_STRING;
+      this.valueEscaped[member] = isEscaped(encoded) ? 1 : 0;
+      this.valueStart[member] = index + 1;
+      this.valueEnd[member] = closingQuoteOf(encoded);
+      return closingQuoteOf(encoded) + 1;
+    }
+    if (byte === 0x2d || isDigit(byte!)) {
+      const after = skipNumber(bytes, index);
+      if (after >= 0) {
+        this.valueType[member] = VALUE_NUMBER;
+        this.valueStart[member] = index;
+        this.valueEnd[member] = after;
+      }
+      return after;
+    }
+    this.valueType[member] = VALUE_OTHER;
+    return this.skipValue(bytes, index, end, 1);
+  }
+
+  /** Skips one JSON value at nesting `depth`; returns the index after it, -1 or TOO_DEEP. */
+  private skipValue(bytes: Uint8Array, index: number, end: number, depth: number): number {
+    const byte = bytes[index];
+    if (byte === QUOTE) {
+      const encoded = this.skipString(bytes, index, end);
+      return encoded === STRING_INVALID ? -1 : closingQuoteOf(encoded) + 1;
+    }
+    if (byte === 0x7b) {
+      return this.skipObject(bytes, index, end, depth + 1);
+    }
+    if (byte === 0x5b) {
+      return this.skipArray(bytes, index, end, depth + 1);
+    }
+    if (byte === 0x6e) {
+      return bytes[index + 1] === 0x75 && bytes[index + 2] === 0x6c && bytes[index + 3] === 0x6c ? index + 4 : -1;
+    }
+    if (byte === 0x74) {
+      return bytes[index + 1] === 0x72 && bytes[index + 2] === 0x75 && bytes[index + 3] === 0x65 ? index + 4 : -1;
+    }
+    if (byte === 0x66) {
+      return bytes[index + 1] === 0x61 && bytes[index + 2] === 0x6c && bytes[index + 3] === 0x73 && bytes[index + 4] === 0x65 ? index + 5 : -1;
+    }
+    return skipNumber(bytes, index);
+  }
+
+  private skipObject(bytes: Uint8Array, index: number, end: number, depth: number): number {
+    if (depth > MAX_RECURSIVE_DEPTH) {
+      return TOO_DEEP;
+    }
+    index++;
+    while (IS_SPACE[bytes[index]!] === 1) index++;
+    if (bytes[index] === 0x7d) {
+      return index + 1;
+    }
+    for (;;) {
+      if (bytes[index] !== QUOTE) {
+        return -1;
+      }
+      const keyEncoded = this.skipString(bytes, index, end);
+      if (keyEncoded === STRING_INVALID) {
+        return -1;
+      }
+      index = closingQuoteOf(keyEncoded) + 1;
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      if (bytes[index] !== 0x3a) {
+        return -1;
+      }
+      index++;
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      index = this.skipValue(bytes, index, end, depth);
+      if (index < 0) {
+        return index;
+      }
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      const byte = bytes[index];
+      if (byte === 0x2c) {
+        index++;
+        while (IS_SPACE[bytes[index]!] === 1) index++;
+        continue;
+      }
+      return byte === 0x7d ? index + 1 : -1;
+    }
+  }
+
+  private skipArray(bytes: Uint8Array, index: number, end: number, depth: number): number {
+    if (depth > MAX_RECURSIVE_DEPTH) {
+      return TOO_DEEP;
+    }
+    index++;
+    while (IS_SPACE[bytes[index]!] === 1) index++;
+    if (bytes[index] === 0x5d) {
+      return index + 1;
+    }
+    for (;;) {
+      index = this.skipValue(bytes, index, end, depth);
+      if (index < 0) {
+        return index;
+      }
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      const byte = bytes[index];
+      if (byte === 0x2c) {
+        index++;
+        while (IS_SPACE[bytes[index]!] === 1) index++;
+        continue;
+      }
+      return byte === 0x5d ? index + 1 : -1;
+    }
   }
 
   /**
    * Walks one JSON value starting at `index` and checks that only white space follows it.
    * Records the position of top-level members of interest.
    */
-  private walk(bytes: Uint8Array, index: number, end: number): number {
+  private walk(bytes: Uint8Array, index: number, end: number): boolean {
     let depth = 0;
     let state = EXPECT_VALUE;
     let member = MEMBER_OTHER;
-    let nonAscii = false;
 
     for (;;) {
       // Skip JSON white space; the line feed sentinel is not white space here, so this stops at `end`.
@@ -245,19 +475,15 @@ export class LineScanner {
 
       if (state === EXPECT_KEY) {
         if (byte !== QUOTE) {
-          return WALK_INVALID;
+          return false;
         }
         const keyStart = index + 1;
-        const stringEnd = this.skipString(bytes, index);
-        if (stringEnd === WALK_INVALID) {
-          return WALK_INVALID;
+        const stringEnd = this.skipString(bytes, index, end);
+        if (stringEnd === STRING_INVALID) {
+          return false;
         }
         const keyEnd = closingQuoteOf(stringEnd);
-        const keyFlags = stringFlagsOf(stringEnd);
-        if (keyFlags & FLAG_NON_ASCII) {
-          nonAscii = true;
-        }
-        member = depth === 1 ? this.matchMember(bytes, keyStart, keyEnd, (keyFlags & FLAG_ESCAPED) !== 0) : MEMBER_OTHER;
+        member = depth === 1 ? this.matchMember(bytes, keyStart, keyEnd, isEscaped(stringEnd)) : MEMBER_OTHER;
         index = keyEnd + 1;
 
         byte = bytes[index]!;
@@ -265,7 +491,7 @@ export class LineScanner {
           byte = bytes[++index]!;
         }
         if (byte !== 0x3a) {
-          return WALK_INVALID;
+          return false;
         }
         index++;
         state = EXPECT_VALUE;
@@ -298,25 +524,21 @@ export class LineScanner {
 
         let valueType = VALUE_OTHER;
         if (byte === QUOTE) {
-          const stringEnd = this.skipString(bytes, index);
-          if (stringEnd === WALK_INVALID) {
-            return WALK_INVALID;
-          }
-          const flags = stringFlagsOf(stringEnd);
-          if (flags & FLAG_NON_ASCII) {
-            nonAscii = true;
+          const stringEnd = this.skipString(bytes, index, end);
+          if (stringEnd === STRING_INVALID) {
+            return false;
           }
           index = closingQuoteOf(stringEnd) + 1;
           valueType = VALUE_STRING;
           if (depth === 1 && member !== MEMBER_OTHER) {
-            this.valueEscaped[member] = flags & FLAG_ESCAPED ? 1 : 0;
+            this.valueEscaped[member] = isEscaped(stringEnd) ? 1 : 0;
             this.valueStart[member] = valueStart + 1;
             this.valueEnd[member] = index - 1;
           }
         } else if (byte === 0x2d || isDigit(byte)) {
           index = skipNumber(bytes, index);
           if (index < 0) {
-            return WALK_INVALID;
+            return false;
           }
           valueType = VALUE_NUMBER;
           if (depth === 1 && member !== MEMBER_OTHER) {
@@ -324,16 +546,16 @@ export class LineScanner {
             this.valueEnd[member] = index;
           }
         } else if (byte === 0x74) {
-          if (bytes[index + 1] !== 0x72 || bytes[index + 2] !== 0x75 || bytes[index + 3] !== 0x65) return WALK_INVALID;
+          if (bytes[index + 1] !== 0x72 || bytes[index + 2] !== 0x75 || bytes[index + 3] !== 0x65) return false;
           index += 4;
         } else if (byte === 0x66) {
-          if (bytes[index + 1] !== 0x61 || bytes[index + 2] !== 0x6c || bytes[index + 3] !== 0x73 || bytes[index + 4] !== 0x65) return WALK_INVALID;
+          if (bytes[index + 1] !== 0x61 || bytes[index + 2] !== 0x6c || bytes[index + 3] !== 0x73 || bytes[index + 4] !== 0x65) return false;
           index += 5;
         } else if (byte === 0x6e) {
-          if (bytes[index + 1] !== 0x75 || bytes[index + 2] !== 0x6c || bytes[index + 3] !== 0x6c) return WALK_INVALID;
+          if (bytes[index + 1] !== 0x75 || bytes[index + 2] !== 0x6c || bytes[index + 3] !== 0x6c) return false;
           index += 4;
         } else {
-          return WALK_INVALID;
+          return false;
         }
         if (depth === 1 && member !== MEMBER_OTHER) {
           this.valueType[member] = valueType;
@@ -344,10 +566,7 @@ export class LineScanner {
 
       // AFTER_VALUE: the top-level value is complete, or a separator or closing bracket follows.
       if (depth === 0) {
-        if (index !== end) {
-          return WALK_INVALID;
-        }
-        return nonAscii ? WALK_VALID_NON_ASCII : WALK_VALID;
+        return index === end;
       }
       const container = this.stack[depth - 1];
       if (byte === 0x2c) {
@@ -359,7 +578,7 @@ export class LineScanner {
         index++;
         member = MEMBER_OTHER;
       } else {
-        return WALK_INVALID;
+        return false;
       }
     }
   }
@@ -373,42 +592,68 @@ export class LineScanner {
     this.stack[depth] = container;
   }
 
+  /** Points `words` at the 32-bit view of `bytes`, or null when `bytes` is not 4-byte aligned. */
+  private attachWords(bytes: Uint8Array): void {
+    if (bytes === this.wordsSource) {
+      return;
+    }
+    this.wordsSource = bytes;
+    this.words = bytes.byteOffset % 4 === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2) : null;
+  }
+
   /**
-   * Skips the string whose opening quote is at `index`. Returns an encoded end
-   * (see encodeStringEnd) or WALK_INVALID.
+   * Skips the string whose opening quote is at `index`; `end` is the line's end.
+   * Returns the closing quote's index packed with the escape flag (see encodeStringEnd),
+   * or STRING_INVALID.
    */
-  private skipString(bytes: Uint8Array, index: number): number {
-    let flags = 0;
+  private skipString(bytes: Uint8Array, index: number, end: number): number {
+    const words = this.words;
+    let escaped = 0;
     index++;
     for (;;) {
+      if (words !== null) {
+        // Reach a word boundary, then test four bytes at a time for a quote, a backslash
+        // or a control byte with the classic has-zero-byte and has-less-than tricks.
+        while ((index & 3) !== 0 && STRING_STOP[bytes[index]!] === 0) {
+          index++;
+        }
+        if ((index & 3) === 0) {
+          while (index + 4 <= end) {
+            const word = words[index >>> 2]!;
+            const quotes = word ^ QUOTES;
+            const backslashes = word ^ BACKSLASHES;
+            const found = ((quotes - ONES) & ~quotes) | ((backslashes - ONES) & ~backslashes) | ((word - SPACES) & ~word);
+            if ((found & HIGH_BITS) !== 0) {
+              break;
+            }
+            index += 4;
+          }
+        }
+      }
+
       let byte = bytes[index]!;
       while (STRING_STOP[byte] === 0) {
         byte = bytes[++index]!;
       }
       if (byte === QUOTE) {
-        return encodeStringEnd(index, flags);
+        return encodeStringEnd(index, escaped);
       }
-      if (byte === BACKSLASH) {
-        flags |= FLAG_ESCAPED;
-        const escape = bytes[index + 1]!;
-        if (IS_SIMPLE_ESCAPE[escape] === 1) {
-          index += 2;
-        } else if (
-          escape === 0x75 &&
-          IS_HEX[bytes[index + 2]!] === 1 && IS_HEX[bytes[index + 3]!] === 1 &&
-          IS_HEX[bytes[index + 4]!] === 1 && IS_HEX[bytes[index + 5]!] === 1
-        ) {
-          index += 6;
-        } else {
-          return WALK_INVALID;
-        }
-      } else if (byte >= 0x80) {
-        // UTF-8 validity of the whole line is checked once at the end.
-        flags |= FLAG_NON_ASCII;
-        index++;
-      } else {
+      if (byte !== BACKSLASH) {
         // A control byte, including the line feed sentinel: the string is invalid or unterminated.
-        return WALK_INVALID;
+        return STRING_INVALID;
+      }
+      escaped = 1;
+      const escape = bytes[index + 1]!;
+      if (IS_SIMPLE_ESCAPE[escape] === 1) {
+        index += 2;
+      } else if (
+        escape === 0x75 &&
+        IS_HEX[bytes[index + 2]!] === 1 && IS_HEX[bytes[index + 3]!] === 1 &&
+        IS_HEX[bytes[index + 4]!] === 1 && IS_HEX[bytes[index + 5]!] === 1
+      ) {
+        index += 6;
+      } else {
+        return STRING_INVALID;
       }
     }
   }
@@ -420,6 +665,10 @@ export class LineScanner {
       return found < 0 ? MEMBER_OTHER : found;
     }
     const length = keyEnd - keyStart;
+    // One table read rejects nearly every key; only keys that share length and first byte with a member are compared.
+    if (length < MAX_MEMBER_KEY_LENGTH && this.memberSlots[length * 256 + bytes[keyStart]!] === 0) {
+      return MEMBER_OTHER;
+    }
     for (let member = 1; member < MEMBER_COUNT; member++) {
       const key = this.memberKeys[member]!;
       if (key.length === length && equalBytes(key, bytes, keyStart)) {
@@ -436,9 +685,11 @@ export class LineScanner {
     const name = this.readString(bytes, MEMBER_SCHEMA_NAME, this.names);
     facts.schemaName = name === '' ? null : name;
     facts.schemaVersion = this.readVersion(bytes);
-    facts.operationType = this.readString(bytes, MEMBER_OPERATION_TYPE, this.labels);
-    facts.operationStatus = this.readString(bytes, MEMBER_OPERATION_STATUS, this.labels);
-    facts.policyDecision = this.readString(bytes, MEMBER_POLICY_DECISION, this.labels);
+    if (this.extractLabels) {
+      facts.operationType = this.readString(bytes, MEMBER_OPERATION_TYPE, this.labels);
+      facts.operationStatus = this.readString(bytes, MEMBER_OPERATION_STATUS, this.labels);
+      facts.policyDecision = this.readString(bytes, MEMBER_POLICY_DECISION, this.labels);
+    }
   }
 
   private readTimestamp(bytes: Uint8Array): number {
@@ -487,27 +738,21 @@ export class LineScanner {
   }
 }
 
-// Results of walk().
-const WALK_VALID = 1;
-const WALK_VALID_NON_ASCII = 2;
-const WALK_INVALID = -1;
+// skipString() packs the index of the closing quote and an escape flag into one
+// non-negative number, so the hot loop returns no object. Indexes stay below 2^30
+// because read buffers are far smaller than 1 GiB.
+const STRING_INVALID = -1;
 
-// skipString() packs the index of the closing quote and two flags into one non-negative
-// number, so the hot loop returns no object. Indexes stay below 2^29 because lines are
-// limited to far less than 128 MiB.
-const FLAG_ESCAPED = 1;
-const FLAG_NON_ASCII = 2;
-
-function encodeStringEnd(closingQuote: number, flags: number): number {
-  return closingQuote * 4 + flags;
+function encodeStringEnd(closingQuote: number, escaped: number): number {
+  return closingQuote * 2 + escaped;
 }
 
 function closingQuoteOf(encoded: number): number {
-  return encoded >>> 2;
+  return encoded >>> 1;
 }
 
-function stringFlagsOf(encoded: number): number {
-  return encoded & 3;
+function isEscaped(encoded: number): boolean {
+  return (encoded & 1) === 1;
 }
 
 /** Skips a JSON number starting at `index`; returns the index after it, or -1 when the grammar fails. */

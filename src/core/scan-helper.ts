@@ -1,0 +1,93 @@
+/**
+ * A second thread that scans half of each chunk, so that the scan of a large
+ * plain file uses two cores. The main thread keeps the order of kept runs and
+ * does all I/O; the helper only decides lines in shared memory.
+ */
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+import type { SerializedTally } from './line-processor.js';
+import type { RetentionInputs } from './retention.js';
+import type { ScannerOptions } from './scanner.js';
+
+/** Smallest region worth splitting, in bytes: below it the message round trip (tens of µs) costs more than half a scan. */
+export const MIN_SPLIT_BYTES = 256 * 1024;
+
+/** Smallest total size of plain log files for which a run starts the helper, in bytes; starting it costs about 30 ms. */
+export const MIN_HELPER_TOTAL_BYTES = 64 * 1024 * 1024;
+
+export interface ScanHelperInit {
+  scanner: ScannerOptions;
+  retention: RetentionInputs;
+  nowMs: number;
+  countFacets: boolean;
+}
+
+export type ScanHelperRequest =
+  | { type: 'lines'; memory: SharedArrayBuffer; start: number; end: number }
+  | { type: 'tally' };
+
+export type ScanHelperReply =
+  | { type: 'lines'; deleted: number; keptRuns: number[] }
+  | { type: 'tally'; tally: SerializedTally };
+
+/** True when this machine has a second core for the helper. */
+export function helperUseful(): boolean {
+  return availableParallelism() > 1;
+}
+
+export class ScanHelper {
+  private readonly pending: { resolve: (reply: ScanHelperReply) => void; reject: (error: Error) => void }[] = [];
+  private failure: Error | null = null;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (reply: ScanHelperReply) => this.pending.shift()?.resolve(reply));
+    worker.on('error', (error) => this.fail(error));
+    worker.on('exit', (code) => this.fail(new Error(`scan helper thread exited with code ${code}`)));
+  }
+
+  static start(init: ScanHelperInit): ScanHelper {
+    return new ScanHelper(new Worker(new URL('./scan-worker.js', import.meta.url), { workerData: init }));
+  }
+
+  /** Decides the lines in `memory[start, end)`; same contract as LineProcessor.processLines. */
+  async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[] }> {
+    const reply = await this.request({ type: 'lines', memory, start, end });
+    if (reply.type !== 'lines') {
+      throw new Error('scan helper thread replied out of order');
+    }
+    return reply;
+  }
+
+  /** Returns the tally of everything scanned since the last call, and starts a new one. */
+  async takeTally(): Promise<SerializedTally> {
+    const reply = await this.request({ type: 'tally' });
+    if (reply.type !== 'tally') {
+      throw new Error('scan helper thread replied out of order');
+    }
+    return reply.tally;
+  }
+
+  async close(): Promise<void> {
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+
+  private request(request: ScanHelperRequest): Promise<ScanHelperReply> {
+    if (this.failure !== null) {
+      return Promise.reject(this.failure);
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.worker.postMessage(request);
+    });
+  }
+
+  private fail(error: Error): void {
+    this.failure = error;
+    for (const waiter of this.pending.splice(0)) {
+      waiter.reject(error);
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Worker thread that decides lines for the main thread: the main thread reads a
+ * chunk into shared memory and scans one half while this worker scans the other.
+ * Decisions are the same as on the main thread, because both build the same rules
+ * from the same inputs and clock.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { LineProcessor } from './line-processor.js';
+import { RetentionRules } from './retention.js';
+import { LineScanner } from './scanner.js';
+import type { ScanHelperInit, ScanHelperReply, ScanHelperRequest } from './scan-helper.js';
+
+const init = workerData as ScanHelperInit;
+const rules = new RetentionRules(init.retention, init.nowMs);
+const scanner = new LineScanner(init.scanner);
+
+let processor = newProcessor();
+
+function newProcessor(): LineProcessor {
+  const fresh = new LineProcessor(scanner, rules, init.countFacets);
+  fresh.continueFile();
+  return fresh;
+}
+
+parentPort!.on('message', (request: ScanHelperRequest) => {
+  let reply: ScanHelperReply;
+  if (request.type === 'lines') {
+    const bytes = new Uint8Array(request.memory);
+    const deleted = processor.processLines(bytes, request.start, request.end);
+    reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice() };
+  } else {
+    reply = { type: 'tally', tally: processor.tally.serialize() };
+    processor = newProcessor();
+  }
+  parentPort!.postMessage(reply);
+});
