@@ -127,6 +127,9 @@ async function serve(settings: Settings): Promise<void> {
 async function cleanup(settings: Settings, options: ReturnType<typeof parseCommandLine>['options']): Promise<number> {
   const service = new AuditRetention(settings);
   const logger = commandLogger(settings);
+  for (const warning of settings.warnings) {
+    logger.warn({ configPath: settings.configPath }, warning);
+  }
   const outcome = await service.cleanup({
     profile: options.profile,
     dryRun: options['dry-run'],
@@ -198,10 +201,16 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     settled = true;
-    if (error instanceof UsageError || (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const errno = (error as NodeJS.ErrnoException | undefined)?.code ?? '';
+    if (error instanceof UsageError || errno.startsWith('ERR_PARSE_ARGS_')) {
       process.stderr.write(`Error: ${(error as Error).message}\n\n${USAGE}`);
     } else if (isRetentionError(error)) {
+      if (process.argv.includes('--json')) {
+        process.stdout.write(`${JSON.stringify({ status: 'error', message: error.message, code: error.code }, null, 2)}\n`);
+      }
       process.stderr.write(`Error: ${error.message}\n`);
+    } else if (errno === 'EADDRINUSE' || errno === 'EACCES') {
+      process.stderr.write(`Error: could not listen: ${(error as Error).message}. Set PORT (and HOST) to a free address.\n`);
     } else {
       process.stderr.write(`Error: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     }

@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
+import { cleanupResponse } from '../src/core/report.js';
 import { ErrorCode, RetentionError } from '../src/core/errors.js';
-import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
+import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
 import {
   NOW_MS,
   daysAgo,
@@ -367,4 +368,88 @@ test('helper thread gives same result', async (t) => {
   assert.deepEqual(deletedObject(realRun), expected.deleted);
   assert.equal(realRun.files[0]!.tally.malformed, 5 * 3000);
   assert.deepEqual(await readFile(path), expected.kept);
+});
+
+test('billion-day retention keeps everything', async (t) => {
+  const setup = await fixture(t, 'retention:\n  debug.logs: 1000000000');
+  const path = join(setup.logDirectory, 'logs.jsonl');
+  await writeText(path, recordLine({ timestamp: daysAgo(300), schema_name: 'debug.logs' }) + recordLine({ timestamp: daysAgo(300) }));
+
+  const outcome = await cleanup(setup, false);
+  const response = cleanupResponse(outcome);
+
+  assert.deepEqual(deletedObject(outcome), { 'mxcp.endpoints:1': 1 });
+  assert.equal(response.details?.cutoffs['debug.logs:1']?.cutoff, null);
+  assert.equal(response.details?.cutoffs['debug.logs:1']?.retention_days, 1000000000);
+});
+
+test('gzip overlong line is kept', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl.1.gz');
+  const overlong = recordLine({ timestamp: daysAgo(300), padding: 'x'.repeat(5000) });
+  const kept = recordLine({ timestamp: daysAgo(2) });
+  await writeText(path, gzipSync(recordLine({ timestamp: daysAgo(300) }) + overlong + kept));
+
+  const outcome = await cleanup(setup, false, { chunkBytes: 256, maxLineBytes: 1024 });
+
+  assert.equal(outcome.status, 'success');
+  assert.equal(outcome.totalDeleted, 1);
+  assert.equal(outcome.files[0]!.tally.malformedByKind['too_long'], 1);
+  assert.equal(gunzipSync(await readFile(path)).toString(), overlong + kept);
+});
+
+test('dry and real details agree', async (t) => {
+  const setup = await fixture(t);
+  const partialPath = join(setup.logDirectory, 'logs.jsonl.1');
+  const markPath = join(setup.logDirectory, 'logs.jsonl.2');
+  await writeText(partialPath, recordLine({ timestamp: daysAgo(1) }) + '{"partial": tr');
+  await writeText(markPath, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(recordLine({ timestamp: daysAgo(300) }))]));
+
+  const dryRun = cleanupResponse(await cleanup(setup, true)).details!;
+  const realRun = cleanupResponse(await cleanup(setup, false)).details!;
+
+  assert.deepEqual(dryRun.partial_last_lines, ['logs.jsonl.1']);
+  assert.deepEqual(realRun.partial_last_lines, dryRun.partial_last_lines);
+  assert.equal(realRun.bytes_freed, dryRun.bytes_freed);
+  assert.deepEqual(realRun.files_removed, ['logs.jsonl.2']);
+});
+
+test('layout classifies every file name', async (t) => {
+  const setup = await fixture(t);
+  const names = [
+    'logs.jsonl',
+    'logs-20260101T000000.jsonl',
+    'logs-20260101T000000-2.jsonl',
+    'logs-20251201T000000.jsonl.gz',
+    'logs.jsonl.1',
+    'logs.jsonl.2.gz',
+    'logs.jsonl-20260101',
+    'logs.jsonl-20260102.gz',
+    'logs.jsonl.3.xz',
+    'logs_schemas.jsonl',
+    'logs_cleanup.jsonl',
+    'logs.jsonl.lock',
+    'other.jsonl',
+    `.logs.jsonl.1-abc${TEMPORARY_SUFFIX}`,
+  ];
+  for (const name of names) {
+    await writeText(join(setup.logDirectory, name), '');
+  }
+
+  const layout = await discoverLayout(join(setup.logDirectory, 'logs.jsonl'), 'default');
+
+  assert.deepEqual(
+    layout.files.map((file) => [file.name, file.role, file.gzip, file.active]),
+    [
+      ['logs.jsonl.2.gz', 'rotated', true, false],
+      ['logs.jsonl.1', 'rotated', false, false],
+      ['logs.jsonl-20260101', 'rotated', false, false],
+      ['logs.jsonl-20260102.gz', 'rotated', true, false],
+      ['logs-20251201T000000.jsonl.gz', 'segment', true, false],
+      ['logs-20260101T000000.jsonl', 'segment', false, false],
+      ['logs-20260101T000000-2.jsonl', 'segment', false, true],
+      ['logs.jsonl', 'single', false, false],
+    ],
+  );
+  assert.deepEqual(layout.skipped.map((skipped) => skipped.name), ['logs.jsonl.3.xz']);
 });

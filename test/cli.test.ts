@@ -169,3 +169,34 @@ test('unknown option prints usage', async () => {
   assert.match(result.stderr, /Unknown option '--bogus'/);
   assert.match(result.stderr, /Usage: audit-retention/);
 });
+
+test('zero deletions print MXCP text', async (t) => {
+  const directory = await temporaryDirectory(t);
+  await writeConfig(directory);
+  await writeText(join(directory, 'audit', 'logs.jsonl'), recordLine({ timestamp: daysAgo(1) }));
+
+  const dryRun = await runCli(['cleanup', '--dry-run'], { cwd: directory });
+  const realRun = await runCli(['cleanup'], { cwd: directory });
+
+  assert.equal(dryRun.stdout, 'DRY RUN: Analyzing what would be deleted...\n\nNo records would be deleted.\n');
+  assert.equal(realRun.stdout, 'Applying retention policies...\nNo records were deleted.\n');
+});
+
+test('json errors go to stdout too', async (t) => {
+  const { directory } = await cliFixture(t);
+
+  const result = await runCli(['cleanup', '--json', '--profile', 'nope'], { cwd: directory });
+
+  assert.equal(result.code, 1);
+  assert.equal(JSON.parse(result.stdout).status, 'error');
+  assert.match(JSON.parse(result.stdout).message, /Profile 'nope' not found/);
+});
+
+test('bad option values print usage', async () => {
+  for (const args of [['cleanup', '--dry-run=false'], ['cleanup', '--profile'], ['cleanup', '--lock-timeout-ms', 'soon']]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 1, args.join(' '));
+    assert.match(result.stderr, /^Error: /, args.join(' '));
+    assert.doesNotMatch(result.stderr, /\n\s+at /, args.join(' '));
+  }
+});

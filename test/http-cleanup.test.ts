@@ -192,3 +192,22 @@ test('readyz fails without log directory', async (t) => {
   assert.equal(ready.body.status, 'unavailable');
   assert.equal(ready.body.checks[0].ok, false);
 });
+
+test('unknown parameter is named', async (t) => {
+  const { configPath } = await logFixture(t);
+  const app = await startApp(t, configPath);
+
+  const response = await request(app.server).post('/cleanup?dryrun=true').expect(400);
+
+  assert.match(response.body.message, /unknown parameter 'dryrun'/);
+  assert.equal(response.body.code, 'AR_INVALID_INPUT');
+});
+
+test('lock timeout parameter is validated', async (t) => {
+  const { configPath } = await logFixture(t);
+  const app = await startApp(t, configPath);
+
+  const response = await request(app.server).post('/cleanup?lockTimeoutMs=-5').expect(400);
+
+  assert.match(response.body.message, /lockTimeoutMs/);
+});

@@ -50,7 +50,7 @@ async function cleanSample(t: Parameters<typeof temporaryDirectory>[0], sample: 
   const configPath = join(directory, 'audit-retention.yml');
   await writeFile(
     configPath,
-    `profiles:\n  default:\n    audit:\n      path: logs/audit.jsonl\n      retention_days: 1\n      timestamp_field: ${sample.timestampField}\n`,
+    `profiles:\n  default:\n    audit:\n      enabled: true\n      path: logs/audit.jsonl\n      retention_days: 1\n      timestamp_field: ${sample.timestampField}\n`,
   );
   const logPath = join(directory, 'logs', 'audit.jsonl');
   await writeText(logPath, content);
@@ -101,7 +101,7 @@ test('bunyan sample counts by kind', async (t) => {
 test('gzip sample is read', async (t) => {
   const directory = await temporaryDirectory(t);
   const configPath = join(directory, 'audit-retention.yml');
-  await writeFile(configPath, 'profiles:\n  default:\n    audit:\n      path: logs/log1.log\n      retention_days: 1\n      timestamp_field: time\n');
+  await writeFile(configPath, 'profiles:\n  default:\n    audit:\n      enabled: true\n      path: logs/log1.log\n      retention_days: 1\n      timestamp_field: time\n');
   const compressed = await readFile(join(SAMPLES, 'bunyan', 'log1.log.gz'));
   // logrotate names a compressed rotation with a number; the sample is renamed to that form.
   await writeText(join(directory, 'logs', 'log1.log.1.gz'), compressed);

@@ -77,7 +77,7 @@ const BAD_LINES: readonly [label: string, line: string | Buffer, expectedKind: s
   ['short unicode escape', `{"timestamp": "${STAMP}", "a": "\\u41"}`, 'NOT_JSON'],
   ['leading zero number', `{"timestamp": 01773570030000}`, 'NOT_JSON'],
   ['byte order mark', `\ufeff{"timestamp": "${STAMP}"}`, 'NOT_JSON'],
-  ['form feed only', '\f', 'NOT_JSON'],
+  ['form feed inside JSON', '{\f"timestamp": 1}', 'NOT_JSON'],
   ['array', '[1, 2, 3]', 'NOT_OBJECT'],
   ['string', `"${STAMP}"`, 'NOT_OBJECT'],
   ['number', '1773570030000', 'NOT_OBJECT'],
@@ -120,6 +120,8 @@ const BLANK_LINES: readonly [label: string, line: string][] = [
   ['tabs', '\t\t'],
   ['lone CR', '\r'],
   ['mixed white space', ' \t\r \r'],
+  ['form feed only', '\f'],
+  ['vertical tab and spaces', ' \v '],
 ];
 
 for (const [label, line] of BLANK_LINES) {
@@ -431,8 +433,9 @@ function numberSourceOf(text: string, field: string): string {
   return value.slice(1);
 }
 
+/** Blank in the contract's sense: JSON white space, form feed and vertical tab only. */
 function isJsonWhiteSpaceOnly(line: Uint8Array): boolean {
-  return line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d);
+  return line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d || byte === 0x0b || byte === 0x0c);
 }
 
 function stringOrNull(value: unknown): string | null {

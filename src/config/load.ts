@@ -25,8 +25,11 @@ import {
 /** Config file names looked up in the working directory, in order, when none is named. */
 export const CONFIG_FILE_NAMES = ['audit-retention.yml', 'mxcp-site.yml'] as const;
 
-/** Log path of the built-in profile and of profiles that enable audit without a path (MXCP's default). */
+/** Log path of the built-in profile, used when no config file exists. */
 export const DEFAULT_LOG_PATH = 'audit/logs.jsonl';
+
+/** Directory of a profile's log when the config sets neither `audit.path` nor `paths.audit` (MXCP's default). */
+export const DEFAULT_AUDIT_DIRECTORY = 'audit';
 
 export const DEFAULT_PROFILE_NAME = 'default';
 
@@ -78,6 +81,28 @@ function configError(message: string, cause?: unknown): RetentionError {
   return new RetentionError(ErrorCode.CONFIG_INVALID, message, { cause });
 }
 
+/** Shows a config value as written: numbers such as .inf as numbers, the rest as JSON. */
+function describeValue(value: unknown): string {
+  return typeof value === 'number' ? String(value) : JSON.stringify(value);
+}
+
+/**
+ * Keeps the first validation message per location, and only the deepest locations:
+ * a union such as "section or null" otherwise adds "must be null" for every parent.
+ */
+function firstProblemPerPath(errors: readonly { instancePath: string; message: string }[]): { path: string; message: string }[] {
+  const byPath = new Map<string, string>();
+  for (const error of errors) {
+    if (!byPath.has(error.instancePath)) {
+      byPath.set(error.instancePath, error.message);
+    }
+  }
+  const paths = [...byPath.keys()];
+  return paths
+    .filter((path) => !paths.some((other) => other !== path && other.startsWith(`${path}/`)))
+    .map((path) => ({ path, message: byPath.get(path)! }));
+}
+
 /** Finds the config file: `--config`, AUDIT_RETENTION_CONFIG, then the file names in the working directory. */
 function locateConfigFile(options: LoadOptions, environment: Environment, cwd: string): string | null {
   const named = options.configPath ?? environment.AUDIT_RETENTION_CONFIG;
@@ -109,10 +134,11 @@ function readEnvironment(env: NodeJS.ProcessEnv): Environment {
 
   const converted = Value.Convert(Environment, Value.Default(Environment, present));
   if (!Value.Check(Environment, converted)) {
-    const problems = Value.Errors(Environment, converted).map((error) => {
-      const key = error.instancePath.replace(/^\//, '');
+    const problems = firstProblemPerPath(Value.Errors(Environment, converted)).map(({ path, message }) => {
+      const key = path.replace(/^\//, '');
       const shown = key.endsWith('_TOKEN') ? '(hidden)' : JSON.stringify(present[key]);
-      return `${key}=${shown}: ${error.message}`;
+      const hint = key === 'LOG_LEVEL' ? 'must be one of fatal, error, warn, info, debug, trace, silent' : message;
+      return `${key}=${shown}: ${hint}`;
     });
     throw configError(`Invalid environment: ${problems.join('; ')}.`);
   }
@@ -122,7 +148,8 @@ function readEnvironment(env: NodeJS.ProcessEnv): Environment {
 function readConfigFile(path: string): ConfigFile {
   let document: unknown;
   try {
-    document = parseYaml(readFileSync(path, 'utf8'), { uniqueKeys: true });
+    // YAML 1.1, as PyYAML reads mxcp-site.yml, so `enabled: yes` is a boolean here too.
+    document = parseYaml(readFileSync(path, 'utf8'), { uniqueKeys: true, version: '1.1' });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw configError(`Config file ${path} is not valid YAML: ${reason}`, error);
@@ -136,7 +163,7 @@ function readConfigFile(path: string): ConfigFile {
 
   checkRetentionValues(document as Record<string, unknown>, path);
   if (!Value.Check(ConfigFile, document)) {
-    const problems = Value.Errors(ConfigFile, document).map((error) => `${error.instancePath || '/'}: ${error.message}`);
+    const problems = firstProblemPerPath(Value.Errors(ConfigFile, document)).map(({ path, message }) => `${path || '/'}: ${message}`);
     throw configError(`Config file ${path} is invalid: ${problems.join('; ')}.`);
   }
   return document;
@@ -157,7 +184,7 @@ function checkRetentionValues(document: Record<string, unknown>, path: string): 
 
     if ('retention_days' in section && parseRetentionValue(section['retention_days'], 'forever') === undefined) {
       throw configError(
-        `Invalid retention_days ${JSON.stringify(section['retention_days'])} in profile '${profileName}' of ${path}. ` +
+        `Invalid retention_days ${describeValue(section['retention_days'])} in profile '${profileName}' of ${path}. ` +
           `Use a whole number of days of at least 1, or 'forever'.`,
       );
     }
@@ -171,7 +198,7 @@ function checkRetentionValues(document: Record<string, unknown>, path: string): 
     for (const [schemaName, value] of Object.entries(perSchema as Record<string, unknown>)) {
       if (parseRetentionValue(value, 'forever') === undefined) {
         throw configError(
-          `Invalid retention ${JSON.stringify(value)} for schema '${schemaName}' in profile '${profileName}' of ${path}. ` +
+          `Invalid retention ${describeValue(value)} for schema '${schemaName}' in profile '${profileName}' of ${path}. ` +
             `Use a whole number of days of at least 1, or 'forever'.`,
         );
       }
@@ -179,8 +206,18 @@ function checkRetentionValues(document: Record<string, unknown>, path: string): 
   }
 }
 
-function resolveProfile(name: string, audit: AuditSection | null | undefined, baseDirectory: string): ProfileSettings {
-  const rawPath = audit?.path ?? DEFAULT_LOG_PATH;
+/**
+ * Resolves one profile as MXCP does: `enabled` defaults to false, MXCP_AUDIT_ENABLED
+ * overrides it, and a missing `path` becomes `PATHS_AUDIT/logs-PROFILE.jsonl`.
+ */
+function resolveProfile(
+  name: string,
+  audit: AuditSection | null | undefined,
+  baseDirectory: string,
+  auditDirectory: string,
+  enabledOverride: boolean | undefined,
+): ProfileSettings {
+  const rawPath = audit?.path ?? join(auditDirectory, `logs-${name}.jsonl`);
   const retention = new Map<string, RetentionDays>();
   for (const [schemaName, value] of Object.entries(audit?.retention ?? {})) {
     retention.set(schemaName, parseRetentionValue(value, 'forever')!);
@@ -188,7 +225,7 @@ function resolveProfile(name: string, audit: AuditSection | null | undefined, ba
 
   return {
     name,
-    enabled: audit !== null && audit !== undefined && audit.enabled !== false,
+    enabled: enabledOverride ?? audit?.enabled === true,
     logPath: isAbsolute(rawPath) ? rawPath : resolve(baseDirectory, rawPath),
     retentionDays: audit?.retention_days === undefined ? undefined : parseRetentionValue(audit.retention_days, 'forever'),
     retention,
@@ -198,6 +235,18 @@ function resolveProfile(name: string, audit: AuditSection | null | undefined, ba
     sizeWarningBytes: audit?.size_warning_bytes ?? DEFAULT_SIZE_WARNING_BYTES,
     maxFileSize: audit?.max_file_size ?? DEFAULT_MAX_FILE_SIZE,
   };
+}
+
+/** Reads MXCP_AUDIT_ENABLED the way MXCP does; other values leave `enabled` as configured. */
+function parseEnabledOverride(value: string | undefined): boolean | undefined {
+  const normalized = value?.trim().toLowerCase();
+  if (normalized === 'true' || normalized === '1' || normalized === 'yes') {
+    return true;
+  }
+  if (normalized === 'false' || normalized === '0' || normalized === 'no') {
+    return false;
+  }
+  return undefined;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -216,8 +265,13 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   const environment = readEnvironment(env);
 
   const configPath = options.builtInOnly === true ? null : locateConfigFile(options, environment, cwd);
-  const file = configPath === null ? { profiles: { [DEFAULT_PROFILE_NAME]: { audit: { enabled: true } } } } : readConfigFile(configPath);
+  const file =
+    configPath === null
+      ? { profiles: { [DEFAULT_PROFILE_NAME]: { audit: { enabled: true, path: DEFAULT_LOG_PATH } } } }
+      : readConfigFile(configPath);
   const baseDirectory = configPath === null ? cwd : dirname(configPath);
+  const auditDirectory = file.paths?.audit ?? DEFAULT_AUDIT_DIRECTORY;
+  const enabledOverride = parseEnabledOverride(environment.MXCP_AUDIT_ENABLED);
 
   const warnings: string[] = [];
   const profiles = new Map<string, ProfileSettings>();
@@ -228,7 +282,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
         warnings.push(`Unknown key audit.${key} in profile '${name}' of ${configPath}; it is ignored.`);
       }
     }
-    profiles.set(name, resolveProfile(name, audit, baseDirectory));
+    profiles.set(name, resolveProfile(name, audit, baseDirectory, auditDirectory, enabledOverride));
   }
   if (profiles.size === 0) {
     throw configError(`Config file ${configPath} defines no profiles. Add a 'profiles' mapping with at least one profile.`);

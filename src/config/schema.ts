@@ -43,6 +43,10 @@ export const ProfileSection = Type.Object(
 export const ConfigFile = Type.Object(
   {
     profile: Type.Optional(Type.String({ minLength: 1 })),
+    /** MXCP's `paths` section; `paths.audit` is the directory of profiles without `audit.path`. */
+    paths: Type.Optional(
+      Type.Union([Type.Object({ audit: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: true }), Type.Null()]),
+    ),
     profiles: Type.Optional(Type.Record(Type.String(), Type.Union([ProfileSection, Type.Null()]))),
   },
   { additionalProperties: true },
@@ -73,6 +77,8 @@ export const Environment = Type.Object({
   AUDIT_RETENTION_READ_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   AUDIT_RETENTION_EXPORT_DIR: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Optional(LogLevel),
+  /** MXCP's override of every profile's `audit.enabled`: true, 1, yes, false, 0 or no. */
+  MXCP_AUDIT_ENABLED: Type.Optional(Type.String()),
   /** Fixed clock for tests and previews, as an ISO 8601 instant. */
   AUDIT_RETENTION_NOW: Type.Optional(Type.String({ minLength: 1 })),
 });

@@ -4,6 +4,8 @@
  * so both report the same deletions for the same files and clock.
  */
 
+import { stat } from 'node:fs/promises';
+
 import type { ProfileSettings } from '../config/load.js';
 import { removeLeftoverTemporaries } from './durable.js';
 import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js';
@@ -11,6 +13,7 @@ import { DEFAULT_CHUNK_BYTES, cleanupFile, type FileResult } from './file-cleanu
 import { discoverLayout, type SkippedFile } from './layout.js';
 import { acquireRunLock, LogLock } from './lock.js';
 import type { Logger } from './logger.js';
+import { OpenWriters } from './open-writers.js';
 import { compareKeys, RetentionRules, type RetentionInputs, type SchemaRule } from './retention.js';
 import { MIN_HELPER_TOTAL_BYTES, ScanHelper, helperUseful } from './scan-helper.js';
 import { LineScanner, type ScannerOptions } from './scanner.js';
@@ -134,6 +137,9 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       }
       lock = await LogLock.open(layout.lockPath, request.lockTimeoutMs ?? profile.lockTimeoutMs);
     }
+    const lockInfo = await stat(layout.lockPath).catch(() => null);
+    const lockFileIdentity = lockInfo === null ? null : { dev: lockInfo.dev, ino: lockInfo.ino };
+    const openWriters = await OpenWriters.scan(lockFileIdentity);
 
     for (const [index, file] of layout.files.entries()) {
       const result = await cleanupFile(file, {
@@ -145,9 +151,14 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         maxLineBytes: request.maxLineBytes,
         readBuffers,
         helper,
+        openWriters,
+        lockFileIdentity,
       });
       outcome.files.push(result);
 
+      if (result.skipReason !== null) {
+        logger?.warn({ profile: profile.name, file: file.name, reason: result.skipReason }, 'log file skipped');
+      }
       if (result.error !== null) {
         logger?.error({ profile: profile.name, file: file.name, code: result.error.code, err: result.error }, 'log file cleanup failed');
         if (result.error.code === ErrorCode.LOG_LOCKED) {

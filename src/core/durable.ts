@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readdir, unlink } from 'node:fs/promises';
+import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { TEMPORARY_PREFIX, TEMPORARY_SUFFIX } from './layout.js';
@@ -45,4 +45,40 @@ export async function removeLeftoverTemporaries(directory: string): Promise<stri
     await fsyncDirectory(directory);
   }
   return removed;
+}
+
+/**
+ * Writes all of `slices` at `position` and returns the byte count. A short write,
+ * which the kernel returns when the disk fills part way, is continued until the
+ * next write fails with the real cause (ENOSPC), so no byte is silently dropped.
+ */
+export async function writeFully(handle: FileHandle, slices: readonly Uint8Array[], position: number): Promise<number> {
+  let total = 0;
+  for (const slice of slices) {
+    total += slice.length;
+  }
+  if (total === 0) {
+    return 0;
+  }
+
+  const { bytesWritten } = await handle.writev(slices as Uint8Array[], position);
+  if (bytesWritten === total) {
+    return total;
+  }
+
+  let written = bytesWritten;
+  let sliceOffset = 0;
+  for (const slice of slices) {
+    let from = Math.max(0, written - sliceOffset);
+    sliceOffset += slice.length;
+    while (from < slice.length) {
+      const result = await handle.write(slice, from, slice.length - from, position + written);
+      if (result.bytesWritten === 0) {
+        throw Object.assign(new Error(`write of ${slice.length - from} bytes wrote nothing`), { code: 'ENOSPC' });
+      }
+      from += result.bytesWritten;
+      written += result.bytesWritten;
+    }
+  }
+  return written;
 }

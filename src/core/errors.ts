@@ -8,6 +8,10 @@
 export const ErrorCode = {
   /** A request parameter or body is invalid. */
   INVALID_INPUT: 'AR_INVALID_INPUT',
+  /** The request body exceeds the configured size limit. */
+  PAYLOAD_TOO_LARGE: 'AR_PAYLOAD_TOO_LARGE',
+  /** The request body has a content type the endpoint does not accept. */
+  UNSUPPORTED_MEDIA_TYPE: 'AR_UNSUPPORTED_MEDIA_TYPE',
   /** The request carries no token but the endpoint requires one. */
   TOKEN_MISSING: 'AR_TOKEN_MISSING',
   /** The request carries a token that does not grant this endpoint. */
@@ -91,6 +95,13 @@ export function fromFileSystemError(error: unknown, action: string, path: string
       return new RetentionError(
         ErrorCode.PERMISSION_DENIED,
         `Read-only file system: could not ${action} ${path}. Mount the log directory read-write.`,
+        { cause: error },
+      );
+    case 'Z_BUF_ERROR':
+    case 'Z_DATA_ERROR':
+      return new RetentionError(
+        ErrorCode.FILE_UNREADABLE,
+        `Could not read ${path}: it is not a complete gzip file (${reason}). Restore it from a backup, or move it out of the log directory.`,
         { cause: error },
       );
     default:

@@ -18,10 +18,11 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { PassThrough, Writable } from 'node:stream';
 import { dirname } from 'node:path';
 
-import { fsyncDirectory, temporaryPathFor } from './durable.js';
+import { fsyncDirectory, temporaryPathFor, writeFully } from './durable.js';
 import { ErrorCode, RetentionError, fromFileSystemError } from './errors.js';
 import type { LogFile } from './layout.js';
-import { LineProcessor, type FileTally } from './line-processor.js';
+import { FileTally, LineProcessor } from './line-processor.js';
+import { OpenWriters, describeWriters, type FileIdentity, type OpenWriter } from './open-writers.js';
 import type { LogLock } from './lock.js';
 import { MIN_SPLIT_BYTES, type ScanHelper } from './scan-helper.js';
 import type { RetentionRules } from './retention.js';
@@ -41,7 +42,10 @@ const GZIP_LEVEL = 6;
 
 const LINE_FEED = 0x0a;
 
-export type FileAction = 'unchanged' | 'rewritten' | 'removed' | 'failed';
+export type FileAction = 'unchanged' | 'rewritten' | 'removed' | 'skipped' | 'failed';
+
+/** Bytes at the start of a file compared again under the lock, to notice a file truncated and refilled during the scan. */
+const HEAD_CHECK_BYTES = 4096;
 
 export interface FileResult {
   file: LogFile;
@@ -51,6 +55,8 @@ export interface FileResult {
   bytesBefore: number;
   /** Size after the run; for a dry run an estimate from the kept bytes. */
   bytesAfter: number;
+  /** Why the file was left untouched, for `skipped`. */
+  skipReason: string | null;
   /** Time spent waiting for the log's lock, in ms, when the run took it. */
   lockWaitMs: number | null;
   error: RetentionError | null;
@@ -72,7 +78,14 @@ export interface FileCleanupOptions {
   countFacets?: boolean | undefined;
   /** Second thread that scans half of each chunk; used when the read buffers are shared memory. */
   helper?: ScanHelper | null | undefined;
+  /** Processes that write log files without the lock, as seen at the start of the run. */
+  openWriters: OpenWriters;
+  /** Identity of the writers' lock file, when it exists; writers that hold it open take part in locking. */
+  lockFileIdentity: FileIdentity | null;
 }
+
+/** Thrown inside a job when the file must be left untouched; not an error of the run. */
+class FileSkipped extends Error {}
 
 /** Cleans one file. Failures come back as `action: 'failed'` with the error, never as a throw. */
 export async function cleanupFile(file: LogFile, options: FileCleanupOptions): Promise<FileResult> {
@@ -82,22 +95,18 @@ export async function cleanupFile(file: LogFile, options: FileCleanupOptions): P
     return await job.run();
   } catch (error) {
     await job.abort();
+    const skipped = error instanceof FileSkipped;
     return {
       file,
-      action: 'failed',
-      tally: processor.tally,
+      action: skipped ? 'skipped' : 'failed',
+      tally: skipped ? new FileTally(false) : processor.tally,
       bytesBefore: job.bytesBefore,
       bytesAfter: job.bytesBefore,
+      skipReason: skipped ? error.message : null,
       lockWaitMs: job.lockWaitMs,
-      error: fromFileSystemError(error, job.stage, file.path),
+      error: skipped ? null : fromFileSystemError(error, job.stage, file.path),
     };
   }
-}
-
-/** Identity of a file as seen through a descriptor. */
-interface Identity {
-  dev: number;
-  ino: number;
 }
 
 abstract class FileJob {
@@ -125,16 +134,29 @@ abstract class FileJob {
       tally: this.processor.tally,
       bytesBefore: this.bytesBefore,
       bytesAfter,
+      skipReason: null,
       lockWaitMs: this.lockWaitMs,
       error: null,
     };
   }
 
-  protected async openSource(): Promise<{ size: number; identity: Identity; mode: number; uid: number; gid: number }> {
+  /** Leaves the file alone when a process writes it without the lock. */
+  protected skipIfWrittenWithoutLock(writers: readonly OpenWriter[]): void {
+    if (writers.length > 0) {
+      throw new FileSkipped(
+        `open for writing by ${describeWriters(writers)} without the lock file ${this.file.path}.lock; rewriting it would lose that process's later writes`,
+      );
+    }
+  }
+
+  /** Opens the file and skips it at once when a process writes it without the lock, in dry and real runs alike. */
+  protected async openSource(): Promise<{ size: number; identity: FileIdentity; mode: number; uid: number; gid: number }> {
     this.source = await open(this.file.path, constants.O_RDONLY);
     const info = await this.source.stat();
     this.bytesBefore = info.size;
-    return { size: info.size, identity: { dev: info.dev, ino: info.ino }, mode: info.mode, uid: info.uid, gid: info.gid };
+    const identity = { dev: info.dev, ino: info.ino };
+    this.skipIfWrittenWithoutLock(this.options.openWriters.writersOf(identity));
+    return { size: info.size, identity, mode: info.mode, uid: info.uid, gid: info.gid };
   }
 
   /** Creates the temporary file with the original's mode and owner, so the replacement keeps both. */
@@ -157,15 +179,40 @@ abstract class FileJob {
   }
 
   /**
-   * Under the lock: checks that the path still names the file that was scanned, so
-   * a file rotated away or replaced meanwhile is left alone.
+   * Under the lock: checks that the path still names the file that was scanned,
+   * that the file did not shrink below the scanned bytes nor change its first bytes
+   * (logrotate copytruncate), and that no process opened it for writing without the
+   * lock meanwhile. A file that fails a check is left alone and reported skipped.
    */
-  protected async checkStillInPlace(identity: Identity): Promise<void> {
+  protected async checkStillInPlace(identity: FileIdentity, scannedBytes: number, head: Buffer | null): Promise<void> {
     const current = await stat(this.file.path).catch(() => null);
     if (current === null || current.dev !== identity.dev || current.ino !== identity.ino) {
+      throw new FileSkipped('replaced or removed by another process during the cleanup, for example by log rotation; the next run cleans it');
+    }
+
+    const size = (await this.source!.stat()).size;
+    if (size < scannedBytes) {
+      throw new FileSkipped(`truncated from ${scannedBytes} to ${size} bytes during the cleanup, for example by logrotate copytruncate; the next run cleans it`);
+    }
+    if (head !== null) {
+      const now = Buffer.alloc(head.length);
+      await this.source!.read(now, 0, head.length, 0);
+      if (!now.equals(head)) {
+        throw new FileSkipped('rewritten by another process during the cleanup; the next run cleans it');
+      }
+    }
+
+    const writers = await OpenWriters.scan(this.options.lockFileIdentity);
+    this.skipIfWrittenWithoutLock(writers.writersOf(identity));
+  }
+
+  /** Checks, before the rename, that the temporary copy holds exactly the kept bytes. */
+  protected async verifyOutputSize(expectedBytes: number): Promise<void> {
+    const size = (await this.output!.stat()).size;
+    if (size !== expectedBytes) {
       throw new RetentionError(
         ErrorCode.FILE_NOT_REWRITTEN,
-        `Could not rewrite ${this.file.path}: another process replaced or removed it during the cleanup. Run the cleanup again.`,
+        `Could not rewrite ${this.file.path}: its temporary copy has ${size} bytes instead of ${expectedBytes}. The original is unchanged.`,
       );
     }
   }
@@ -226,6 +273,8 @@ class PlainFileJob extends FileJob {
   /** True while inside a line longer than MAX_LINE_BYTES, which is passed through as it is. */
   private inOverlongLine = false;
 
+  /** First bytes of the file as scanned, compared again under the lock. */
+  private head: Buffer | null = null;
   /** The read in flight, if any; awaited before the shared buffers go to the next file. */
   private pendingRead: Promise<number> = Promise.resolve(0);
   private outputStarted = false;
@@ -248,12 +297,16 @@ class PlainFileJob extends FileJob {
     await this.scanToEnd(dryRun);
 
     if (tally.expired === 0) {
+      // The real run stops here too, so it reports a last line without a line feed as the dry run does.
+      if (!dryRun && this.carry > 0) {
+        this.processor.finishTail(this.carry);
+      }
       await this.closeSource();
       return this.result('unchanged', this.bytesBefore);
     }
     if (dryRun) {
       await this.closeSource();
-      return this.result(tally.keptBytes === 0 ? 'removed' : 'rewritten', tally.keptBytes + tally.bomBytes);
+      return this.result(tally.keptBytes === 0 ? 'removed' : 'rewritten', tally.keptBytes === 0 ? 0 : tally.keptBytes + tally.bomBytes);
     }
 
     // Make the bulk durable before taking the lock, so writers wait only for the tail.
@@ -262,7 +315,7 @@ class PlainFileJob extends FileJob {
 
     return lock!.hold(this.file.path, async (waitedMs) => {
       this.lockWaitMs = waitedMs;
-      await this.checkStillInPlace(identity);
+      await this.checkStillInPlace(identity, this.readPosition, this.head);
 
       this.stage = 'read';
       await this.scanToEnd(true);
@@ -270,6 +323,9 @@ class PlainFileJob extends FileJob {
 
       const keepNothing = tally.keptBytes === 0;
       const bytesAfter = keepNothing ? 0 : this.outputPosition;
+      if (!keepNothing) {
+        await this.verifyOutputSize(tally.keptBytes + tally.bomBytes);
+      }
       await this.replaceOriginal(keepNothing);
       await this.closeSource();
       return this.result(keepNothing ? 'removed' : 'rewritten', bytesAfter);
@@ -304,6 +360,10 @@ class PlainFileJob extends FileJob {
         pendingRead = this.handleLongLine(filled);
         this.pendingRead = pendingRead;
         continue;
+      }
+
+      if (this.head === null && this.bufferOffset === 0) {
+        this.head = Buffer.from(buffer.subarray(0, Math.min(HEAD_CHECK_BYTES, filled)));
       }
 
       const nextCarry = filled - lastLineFeed - 1;
@@ -459,8 +519,7 @@ class PlainFileJob extends FileJob {
       if (slices.length === 0) {
         return;
       }
-      const { bytesWritten } = await this.output!.writev(slices, this.outputPosition);
-      this.outputPosition += bytesWritten;
+      this.outputPosition += await writeFully(this.output!, slices, this.outputPosition);
     });
     // Marks the chain as handled; the failure is rethrown by the next settleWrites().
     this.writes.catch(() => undefined);
@@ -478,8 +537,7 @@ class PlainFileJob extends FileJob {
       if (bytesRead === 0) {
         throw new Error(`unexpected end of file at byte ${position} while copying`);
       }
-      await this.output!.write(buffer, 0, bytesRead, this.outputPosition);
-      this.outputPosition += bytesRead;
+      this.outputPosition += await writeFully(this.output!, [buffer.subarray(0, bytesRead)], this.outputPosition);
       position += bytesRead;
     }
   }
@@ -505,8 +563,8 @@ function fileHandleSink(handle: FileHandle): Writable {
   let position = 0;
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      handle.write(chunk, 0, chunk.length, position).then(
-        ({ bytesWritten }) => {
+      writeFully(handle, [chunk], position).then(
+        (bytesWritten) => {
           position += bytesWritten;
           callback();
         },
@@ -535,7 +593,7 @@ class GzipFileJob extends FileJob {
     if (tally.keptBytes === 0) {
       return this.options.lock!.hold(this.file.path, async (waitedMs) => {
         this.lockWaitMs = waitedMs;
-        await this.checkStillInPlace(identity);
+        await this.checkStillInPlace(identity, this.bytesBefore, null);
         await this.replaceOriginal(true);
         await this.closeSource();
         return this.result('removed', 0);
@@ -557,7 +615,7 @@ class GzipFileJob extends FileJob {
 
     return this.options.lock!.hold(this.file.path, async (waitedMs) => {
       this.lockWaitMs = waitedMs;
-      await this.checkStillInPlace(identity);
+      await this.checkStillInPlace(identity, this.bytesBefore, null);
       await this.replaceOriginal(false);
       await this.closeSource();
       return this.result('rewritten', bytesAfter);
@@ -573,18 +631,15 @@ class GzipFileJob extends FileJob {
    * With `kept`, writes the kept bytes to it, respecting its back-pressure.
    */
   private async decompressLines(processor: LineProcessor, kept: PassThrough | null): Promise<void> {
-    this.stage = 'read';
-    const chunkBytes = this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    let buffer = Buffer.allocUnsafe(chunkBytes);
+    this.stage = kept === null ? 'read' : 'write a temporary copy of';
+    const maxLineBytes = this.options.maxLineBytes ?? MAX_LINE_BYTES;
+    let buffer = Buffer.allocUnsafe(Math.min(this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxLineBytes));
     let filled = 0;
+    let inOverlongLine = false;
 
-    const emit = async (runs: readonly number[], from: Buffer): Promise<void> => {
-      if (kept === null || runs.length === 0) {
+    const emit = async (slices: Buffer[]): Promise<void> => {
+      if (kept === null || slices.length === 0) {
         return;
-      }
-      const slices: Buffer[] = [];
-      for (let index = 0; index < runs.length; index += 2) {
-        slices.push(from.subarray(runs[index], runs[index + 1]));
       }
       // A copy, because `buffer` is reused before the compressor has consumed it.
       if (!kept.write(Buffer.concat(slices))) {
@@ -592,44 +647,74 @@ class GzipFileJob extends FileJob {
       }
     };
 
+    /** Decides the complete lines in the buffer and moves the incomplete last line to its start. */
+    const decideCompleteLines = async (): Promise<void> => {
+      const lastLineFeed = filled === 0 ? -1 : buffer.lastIndexOf(LINE_FEED, filled - 1);
+      if (lastLineFeed < 0) {
+        return;
+      }
+      processor.processLines(buffer, 0, lastLineFeed + 1);
+      const runs = processor.keptRuns;
+      const slices: Buffer[] = [];
+      for (let index = 0; index < runs.length; index += 2) {
+        slices.push(buffer.subarray(runs[index], runs[index + 1]));
+      }
+      await emit(slices);
+      buffer.copy(buffer, 0, lastLineFeed + 1, filled);
+      filled -= lastLineFeed + 1;
+    };
+
     const decompressed = createGunzip();
     const reading = pipeline(this.source!.createReadStream({ autoClose: false, start: 0 }), decompressed);
     reading.catch(() => undefined);
     for await (const piece of decompressed as AsyncIterable<Buffer>) {
-      if (filled + piece.length > buffer.length) {
-        const lastLineFeed = filled === 0 ? -1 : buffer.lastIndexOf(LINE_FEED, filled - 1);
-        if (lastLineFeed >= 0) {
-          processor.processLines(buffer, 0, lastLineFeed + 1);
-          await emit(processor.keptRuns, buffer);
-          buffer.copy(buffer, 0, lastLineFeed + 1, filled);
-          filled -= lastLineFeed + 1;
+      let data = piece;
+      while (data.length > 0) {
+        if (inOverlongLine) {
+          // The rest of a line too long to scan passes through up to its line feed.
+          const lineFeed = data.indexOf(LINE_FEED);
+          const end = lineFeed < 0 ? data.length : lineFeed + 1;
+          processor.tally.keptBytes += end;
+          await emit([data.subarray(0, end)]);
+          data = data.subarray(end);
+          inOverlongLine = lineFeed < 0;
+          continue;
         }
-        if (filled + piece.length > buffer.length) {
-          const maxLineBytes = this.options.maxLineBytes ?? MAX_LINE_BYTES;
-          if (filled + piece.length > maxLineBytes) {
-            throw new RetentionError(
-              ErrorCode.FILE_UNREADABLE,
-              `Could not read ${this.file.path}: it holds a line longer than ${maxLineBytes} bytes after decompression. Decompress it and run again.`,
-            );
+
+        if (filled === buffer.length) {
+          await decideCompleteLines();
+          if (filled === buffer.length) {
+            if (buffer.length < maxLineBytes) {
+              const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, maxLineBytes));
+              buffer.copy(larger, 0, 0, filled);
+              buffer = larger;
+            } else {
+              // A full buffer without a line feed: the line is longer than maxLineBytes and is kept unscanned.
+              processor.countOverlongLine();
+              processor.tally.keptBytes += filled;
+              await emit([buffer.subarray(0, filled)]);
+              filled = 0;
+              inOverlongLine = true;
+            }
+            continue;
           }
-          const larger = Buffer.allocUnsafe(Math.max(buffer.length * 2, filled + piece.length));
-          buffer.copy(larger, 0, 0, filled);
-          buffer = larger;
         }
+
+        const taken = Math.min(buffer.length - filled, data.length);
+        data.copy(buffer, filled, 0, taken);
+        filled += taken;
+        data = data.subarray(taken);
       }
-      piece.copy(buffer, filled);
-      filled += piece.length;
     }
 
-    const lastLineFeed = filled === 0 ? -1 : buffer.lastIndexOf(LINE_FEED, filled - 1);
-    if (lastLineFeed >= 0) {
-      processor.processLines(buffer, 0, lastLineFeed + 1);
-      await emit(processor.keptRuns, buffer);
-    }
-    const tailLength = filled - lastLineFeed - 1;
-    if (tailLength > 0) {
-      processor.finishTail(tailLength);
-      await emit([lastLineFeed + 1, filled], buffer);
+    await decideCompleteLines();
+    if (filled > 0) {
+      if (inOverlongLine) {
+        processor.tally.keptBytes += filled;
+      } else {
+        processor.finishTail(filled);
+      }
+      await emit([buffer.subarray(0, filled)]);
     }
     await reading;
   }

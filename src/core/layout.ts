@@ -3,7 +3,7 @@
  *
  * For a log path `DIR/STEM.jsonl`:
  * - `STEM.jsonl`: a single-file log;
- * - `STEM-YYYYmmddTHHMMSS[-N].jsonl`: rotated segments (MXCP);
+ * - `STEM-YYYYmmddTHHMMSS[-N].jsonl`: rotated segments (MXCP), also compressed as `.jsonl.gz`;
  * - `STEM.jsonl.N[.gz]` and `STEM.jsonl-DATE[.gz]`: files left by logrotate;
  * - `STEM_schemas.jsonl`, `STEM_cleanup.jsonl` and `STEM.jsonl.lock`: never log files.
  * The same rules apply to any other extension, `app.log` giving `app-…log` segments.
@@ -106,9 +106,9 @@ function classifyName(name: string, names: LogNames): Candidate | SkippedFile | 
     return { name, role: 'single', gzip: false, order: [2, 0, 0] };
   }
 
-  const segment = new RegExp(`^${escapeRegExp(stem)}-(\\d{8}T\\d{6})(?:-(\\d+))?${escapeRegExp(extension)}$`).exec(name);
+  const segment = new RegExp(`^${escapeRegExp(stem)}-(\\d{8}T\\d{6})(?:-(\\d+))?${escapeRegExp(extension)}(\\.gz)?$`).exec(name);
   if (segment !== null) {
-    return { name, role: 'segment', gzip: false, order: [1, segment[1]!, Number(segment[2] ?? 0)] };
+    return { name, role: 'segment', gzip: segment[3] !== undefined, order: [1, segment[1]!, Number(segment[2] ?? 0)] };
   }
 
   const rotated = new RegExp(`^${escapeRegExp(logName)}(?:\\.(\\d+)|-(\\d[\\d_.-]*?))(\\.gz)?$`).exec(name);
@@ -200,7 +200,8 @@ export async function discoverLayout(logPath: string, profile: string): Promise<
 
   candidates.sort((left, right) => compareOrder(left.order, right.order));
 
-  const newestSegment = candidates.filter((candidate) => candidate.role === 'segment').at(-1);
+  // A compressed segment is finished, so it is never the active one.
+  const newestSegment = candidates.filter((candidate) => candidate.role === 'segment' && !candidate.gzip).at(-1);
   const activeName = newestSegment?.name ?? (candidates.some((candidate) => candidate.role === 'single') ? names.logName : null);
 
   return {

@@ -80,6 +80,9 @@ function cleanupDetails(outcome: CleanupOutcome): CleanupDetails {
     if (result.lockWaitMs !== null) {
       detail.lock_wait_ms = Math.round(result.lockWaitMs * 1000) / 1000;
     }
+    if (result.skipReason !== null) {
+      detail.skip_reason = result.skipReason;
+    }
     if (result.error !== null) {
       detail.error = { code: result.error.code, message: result.error.message };
     }
@@ -99,7 +102,10 @@ function cleanupDetails(outcome: CleanupOutcome): CleanupDetails {
     files_rewritten: named('rewritten'),
     files_removed: named('removed'),
     files_unchanged: named('unchanged').length,
-    files_skipped: outcome.skipped.map((skipped) => ({ path: skipped.name, reason: skipped.reason })),
+    files_skipped: [
+      ...outcome.skipped.map((skipped) => ({ path: skipped.name, reason: skipped.reason })),
+      ...files.flatMap((file) => (file.skip_reason === undefined ? [] : [{ path: file.path, reason: file.skip_reason }])),
+    ],
     files_failed: files.flatMap((file) => (file.error === undefined ? [] : [{ path: file.path, ...file.error }])),
     files_not_processed: outcome.notProcessed,
     bytes_freed: bytesFreed,
@@ -115,9 +121,9 @@ function cleanupDetails(outcome: CleanupOutcome): CleanupDetails {
 }
 
 /**
- * Formats the text output of `audit-retention cleanup`. The real run lists every
- * key with deletions, sorted by key. The dry run has one line per schema name and
- * retention, summing versions that share both, sorted by name.
+ * Formats the text output of `audit-retention cleanup`, as `mxcp log-cleanup` prints
+ * it. The real run lists every key with deletions, sorted by key. The dry run has one
+ * line per schema name and retention, summing versions that share both, sorted by name.
  */
 export function cleanupText(outcome: CleanupOutcome): string {
   if (outcome.status === 'skipped') {
@@ -127,15 +133,14 @@ export function cleanupText(outcome: CleanupOutcome): string {
 }
 
 function realRunText(outcome: CleanupOutcome): string {
-  const lines = ['Applying retention policies...', ''];
-  if (outcome.deletedPerSchema.size > 0) {
-    lines.push('Deleted records by schema:');
-    for (const [key, count] of outcome.deletedPerSchema) {
-      lines.push(`  ${key}: ${count} records`);
-    }
-    lines.push('');
+  if (outcome.totalDeleted === 0) {
+    return 'Applying retention policies...\nNo records were deleted.\n';
   }
-  lines.push(`Total records deleted: ${outcome.totalDeleted}`);
+  const lines = ['Applying retention policies...', '', 'Deleted records by schema:'];
+  for (const [key, count] of outcome.deletedPerSchema) {
+    lines.push(`  ${key}: ${count} records`);
+  }
+  lines.push('', `Total records deleted: ${outcome.totalDeleted}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -157,12 +162,13 @@ function dryRunText(outcome: CleanupOutcome): string {
   );
 
   const lines = ['DRY RUN: Analyzing what would be deleted...', ''];
-  if (sorted.length > 0) {
-    for (const group of sorted) {
-      lines.push(`  ${group.name} (retention: ${group.retentionDays} days): ${group.count} records`);
-    }
-    lines.push('');
+  if (outcome.totalDeleted === 0) {
+    lines.push('No records would be deleted.');
+    return `${lines.join('\n')}\n`;
   }
-  lines.push(`Total records that would be deleted: ${outcome.totalDeleted}`, '', 'Run without --dry-run to actually delete these records.');
+  for (const group of sorted) {
+    lines.push(`  ${group.name} (retention: ${group.retentionDays} days): ${group.count} records`);
+  }
+  lines.push('', `Total records that would be deleted: ${outcome.totalDeleted}`, '', 'Run without --dry-run to actually delete these records.');
   return `${lines.join('\n')}\n`;
 }

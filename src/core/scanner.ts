@@ -20,7 +20,7 @@ import { parseEpochBytes, parseIsoBytes } from './timestamp.js';
 export const LineKind = {
   /** A JSON object with a readable timestamp. */
   RECORD: 0,
-  /** Empty, or only spaces, tabs and carriage returns. Kept, not counted as malformed. */
+  /** Empty, or only spaces, tabs, carriage returns, form feeds and vertical tabs. Kept, not counted as malformed. */
   BLANK: 1,
   /** Not valid JSON. */
   NOT_JSON: 2,
@@ -99,6 +99,17 @@ const IS_SPACE = new Uint8Array(256);
 IS_SPACE[SPACE] = 1;
 IS_SPACE[TAB] = 1;
 IS_SPACE[CARRIAGE_RETURN] = 1;
+
+/**
+ * 1 for the bytes of a blank line: JSON white space plus form feed and vertical tab,
+ * which are white space to most tools, though JSON does not allow them.
+ */
+const IS_BLANK = new Uint8Array(256);
+IS_BLANK[SPACE] = 1;
+IS_BLANK[TAB] = 1;
+IS_BLANK[CARRIAGE_RETURN] = 1;
+IS_BLANK[0x0b] = 1;
+IS_BLANK[0x0c] = 1;
 
 /**
  * Nesting depth up to which the recursive walk runs; deeper lines take the
@@ -261,11 +272,15 @@ export class LineScanner {
 
   private classify(bytes: Uint8Array, start: number, end: number): LineKind {
     let index = start;
-    while (bytes[index] === SPACE || bytes[index] === TAB || bytes[index] === CARRIAGE_RETURN) {
+    while (IS_BLANK[bytes[index]!] === 1) {
       index++;
     }
     if (index === end) {
       return LineKind.BLANK;
+    }
+    index = start;
+    while (IS_SPACE[bytes[index]!] === 1) {
+      index++;
     }
 
     this.valueType.fill(VALUE_ABSENT);

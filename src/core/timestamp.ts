@@ -244,7 +244,10 @@ export function parseIsoString(text: string): number {
   return parseIsoBytes(bytes, 0, bytes.length);
 }
 
-/** Formats epoch ms as ISO 8601 UTC with milliseconds, or null for NaN. */
+/**
+ * Formats epoch ms as ISO 8601 UTC with milliseconds. Returns null for NaN and for
+ * instants outside the Date range, such as the cutoff of a retention of a billion days.
+ */
 export function formatInstant(epochMs: number): string | null {
-  return Number.isFinite(epochMs) ? new Date(epochMs).toISOString() : null;
+  return Number.isFinite(epochMs) && Math.abs(epochMs) <= MAX_DATE_MS ? new Date(epochMs).toISOString() : null;
 }

@@ -26,7 +26,7 @@ export type CleanupQuery = Static<typeof CleanupQuery>;
 
 export const FileDetail = Type.Object({
   path: Type.String({ description: 'File name inside the log directory.' }),
-  action: Type.Enum(['unchanged', 'rewritten', 'removed', 'failed'], {
+  action: Type.Enum(['unchanged', 'rewritten', 'removed', 'skipped', 'failed'], {
     description: 'What the run did to the file; for a dry run, what a real run would do.',
   }),
   records: Type.Integer({ description: 'Records in the file before the run, expired ones included.' }),
@@ -36,6 +36,7 @@ export const FileDetail = Type.Object({
   bytes_after: Type.Integer({ description: 'Size after the run. For a dry run of a .gz file, the size before.' }),
   partial_last_line: Type.Boolean({ description: 'The file ends with a line without a line feed, kept as it is.' }),
   lock_wait_ms: Type.Optional(Type.Number({ description: "Time waited for the writers' lock, in ms." })),
+  skip_reason: Type.Optional(Type.String({ description: 'Why the file was left untouched, for action skipped.' })),
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
 });
 
@@ -51,7 +52,7 @@ export const CleanupDetails = Type.Object(
       Type.Object({
         retention_days: Type.Union([Type.Integer(), Type.Null()], { description: 'null keeps records for good.' }),
         source: Type.Enum(['config', 'schemas_file', 'profile', 'default']),
-        cutoff: Type.Union([Type.String(), Type.Null()], { description: 'Records strictly before this instant are expired.' }),
+        cutoff: Type.Union([Type.String(), Type.Null()], { description: 'Records strictly before this instant are expired. null when nothing can expire: retention forever, or a cutoff before the earliest representable date.' }),
       }),
       { description: 'Retention applied to each schema key seen, with its origin and cutoff instant.' },
     ),

@@ -11,6 +11,8 @@ import { ErrorCode, isRetentionError, type RetentionError } from '../../core/err
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.INVALID_INPUT]: 400,
+  [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
+  [ErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,
   [ErrorCode.TOKEN_MISSING]: 401,
   [ErrorCode.TOKEN_INVALID]: 403,
   [ErrorCode.ROUTE_NOT_FOUND]: 404,
@@ -35,6 +37,10 @@ export function httpStatusFor(error: RetentionError): number {
 /** Describes a schema validation failure in words an operator can act on. */
 function validationMessage(error: FastifyError): string {
   const problems = (error.validation ?? []).map((problem) => {
+    const unknown = (problem.params as { additionalProperty?: string }).additionalProperty;
+    if (problem.keyword === 'additionalProperties' && unknown !== undefined) {
+      return `unknown parameter '${unknown}' (parameter names are case-sensitive; see GET /openapi.json)`;
+    }
     const field = problem.instancePath.replace(/^\//, '').replaceAll('/', '.') || (problem.params as { missingProperty?: string }).missingProperty || '';
     const allowed = (problem.params as { allowedValues?: unknown[] }).allowedValues;
     const hint = allowed === undefined ? '' : ` (allowed: ${allowed.map(String).join(', ')})`;
@@ -65,8 +71,10 @@ export default fp(
 
       const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
       if (status < 500) {
-        request.log.info({ code: error.code, message: error.message }, 'request rejected');
-        return reply.code(status).send({ status: 'error', message: error.message, code: error.code ?? ErrorCode.INVALID_INPUT });
+        // Fastify's own client errors (FST_ERR_*) keep their status and get a code of this catalog.
+        const code = status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : status === 415 ? ErrorCode.UNSUPPORTED_MEDIA_TYPE : ErrorCode.INVALID_INPUT;
+        request.log.info({ code, fastifyCode: error.code, message: error.message }, 'request rejected');
+        return reply.code(status).send({ status: 'error', message: error.message, code });
       }
 
       request.log.error({ err: error }, 'request failed');

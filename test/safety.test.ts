@@ -1,0 +1,180 @@
+/**
+ * Cleanup next to other processes and a full disk: real child processes, real
+ * flock(1), and a real size-limited tmpfs where the test may mount one.
+ */
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { test, type TestContext } from 'node:test';
+
+import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
+import { ErrorCode } from '../src/core/errors.js';
+import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
+import { NOW_MS, daysAgo, defaultProfile, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+
+/** Starts a Node child that runs `source` and resolves once it prints "ready". */
+async function startChild(t: TestContext, source: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', source, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  assert.equal(chunk.toString().trim(), 'ready');
+  return child;
+}
+
+/** Node source of a process that keeps the files named in argv open, the first for appending. */
+const HOLD_OPEN = `
+const fs = require('node:fs');
+const [logPath, lockPath] = process.argv.slice(1);
+fs.openSync(logPath, 'a');
+if (lockPath) fs.openSync(lockPath, 'r');
+console.log('ready');
+setInterval(() => {}, 1000);
+`;
+
+async function cleanupIn(configPath: string, dryRun: boolean, lockTimeoutMs?: number): Promise<CleanupOutcome> {
+  const settings = testSettings(configPath);
+  return runCleanup({ profile: defaultProfile(settings), dryRun, nowMs: NOW_MS, lockTimeoutMs });
+}
+
+test('writer without lock is skipped', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logPath = join(directory, 'audit', 'logs.jsonl');
+  const content = recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) });
+  await writeText(logPath, content);
+  const child = await startChild(t, HOLD_OPEN, [logPath]);
+
+  const dryRun = await cleanupIn(configPath, true);
+  const realRun = await cleanupIn(configPath, false);
+
+  assert.equal(dryRun.totalDeleted, 0);
+  assert.equal(realRun.totalDeleted, 0);
+  assert.equal(realRun.files[0]!.action, 'skipped');
+  assert.match(realRun.files[0]!.skipReason!, new RegExp(`PID ${child.pid}`));
+  assert.equal(await readFile(logPath, 'utf8'), content);
+});
+
+test('writer holding the lock file is cleaned', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logPath = join(directory, 'audit', 'logs.jsonl');
+  await writeText(logPath, recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) }));
+  await writeText(`${logPath}.lock`, '');
+  await startChild(t, HOLD_OPEN, [logPath, `${logPath}.lock`]);
+
+  const realRun = await cleanupIn(configPath, false);
+
+  assert.equal(realRun.files[0]!.action, 'rewritten');
+  assert.equal(realRun.totalDeleted, 1);
+});
+
+test('copytruncate during cleanup is skipped', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logPath = join(directory, 'audit', 'logs.jsonl');
+  let content = '';
+  for (let index = 0; index < 2000; index++) {
+    content += recordLine({ timestamp: daysAgo(index % 2 === 0 ? 300 : 1) });
+  }
+  await writeText(logPath, content);
+  await writeText(`${logPath}.lock`, '');
+
+  // flock(1) holds the writers' lock, so the cleanup scans and then waits before its rename.
+  const holder = spawn('flock', [`${logPath}.lock`, '-c', 'echo ready; sleep 1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    holder.kill('SIGKILL');
+  });
+  await once(holder.stdout!, 'data');
+  const running = cleanupIn(configPath, false, 10_000);
+
+  // What logrotate's copytruncate does while the cleanup waits: copy the log aside, then empty it.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await copyFile(logPath, `${logPath}.1`);
+  await truncate(logPath, 0);
+  const outcome = await running;
+
+  const result = outcome.files.find((file) => file.file.name === 'logs.jsonl')!;
+  assert.equal(result.action, 'skipped');
+  assert.match(result.skipReason!, /truncated/);
+  assert.equal((await stat(logPath)).size, 0);
+  assert.ok(!(await readdir(join(directory, 'audit'))).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
+});
+
+test('lock held too long answers locked', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logDirectory = join(directory, 'audit');
+  const first = join(logDirectory, 'logs-20260101T000000.jsonl');
+  const second = join(logDirectory, 'logs-20260201T000000.jsonl');
+  const content = recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) });
+  await writeText(first, content);
+  await writeText(second, content);
+  await writeText(join(logDirectory, 'logs.jsonl.lock'), '');
+  const holder = spawn('flock', [join(logDirectory, 'logs.jsonl.lock'), '-c', 'echo ready; sleep 5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    holder.kill('SIGKILL');
+  });
+  await once(holder.stdout!, 'data');
+
+  const outcome = await cleanupIn(configPath, false, 200);
+
+  assert.equal(outcome.status, 'error');
+  assert.equal(outcome.error?.code, ErrorCode.LOG_LOCKED);
+  assert.match(outcome.error!.message, /^Log file locked: .*logs-20260101T000000\.jsonl/);
+  assert.deepEqual(outcome.notProcessed, ['logs-20260201T000000.jsonl']);
+  assert.equal(await readFile(first, 'utf8'), content);
+  assert.equal(await readFile(second, 'utf8'), content);
+});
+
+/** Mounts a tmpfs of `sizeKiB` at `path`; returns false where mounting is not permitted. */
+function mountTmpfs(path: string, sizeKiB: number): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k`, 'tmpfs', path], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('full disk keeps the original', async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'audit-retention-full-'));
+  const logDirectory = join(directory, 'audit');
+  await mkdir(logDirectory);
+  const mounted = mountTmpfs(logDirectory, 2048);
+  t.after(async () => {
+    if (mounted) execFileSync('umount', ['-l', logDirectory]);
+    await rm(directory, { recursive: true, force: true });
+  });
+  if (!mounted) {
+    t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
+    return;
+  }
+  const configPath = await writeConfig(directory);
+
+  // 1.3 MB of which 1.2 MB stays: the copy cannot fit beside the original in 2 MiB.
+  let content = '';
+  for (let index = 0; index < 1200; index++) {
+    content += recordLine({ timestamp: daysAgo(index < 100 ? 300 : 1), padding: 'p'.repeat(1000) });
+  }
+  const bigPath = join(logDirectory, 'logs-20260601T000000.jsonl');
+  const expiredPath = join(logDirectory, 'logs-20250101T000000.jsonl');
+  await writeText(expiredPath, recordLine({ timestamp: daysAgo(400) }));
+  await writeText(bigPath, content);
+
+  const outcome = await cleanupIn(configPath, false);
+
+  assert.equal(outcome.status, 'error');
+  assert.equal(outcome.error?.code, ErrorCode.DISK_FULL);
+  assert.equal(await readFile(bigPath, 'utf8'), content);
+  const names = await readdir(logDirectory);
+  assert.ok(!names.some((name) => name.endsWith(TEMPORARY_SUFFIX)));
+  // Removing a fully expired file needs no space, so it still happens.
+  assert.ok(!names.includes('logs-20250101T000000.jsonl'));
+  assert.deepEqual(Object.fromEntries(outcome.deletedPerSchema), { 'mxcp.endpoints:1': 1 });
+});
