@@ -145,7 +145,8 @@ test('fully expired file is removed', async (t) => {
   const outcome = await cleanup(setup, false);
 
   assert.equal(outcome.files[0]!.action, 'removed');
-  assert.deepEqual(await readdir(setup.logDirectory).then((names) => names.sort()), ['logs-20261201T000000.jsonl', 'logs.jsonl.lock']);
+  const visible = (await readdir(setup.logDirectory)).filter((name) => !name.startsWith('.')).sort();
+  assert.deepEqual(visible, ['logs-20261201T000000.jsonl', 'logs.jsonl.lock']);
   assert.equal(outcome.totalDeleted, 2);
 });
 

@@ -6,21 +6,44 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { Value } from 'typebox/value';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 
 import { ErrorCode, RetentionError } from '../core/errors.js';
 import { parseRetentionValue, type RetentionDays } from '../core/retention.js';
 import { parseIsoString } from '../core/timestamp.js';
-import {
-  AUDIT_KEYS,
-  ConfigFile,
-  DEFAULT_LOCK_TIMEOUT_MS,
-  DEFAULT_MAX_FILE_SIZE,
-  DEFAULT_SIZE_WARNING_BYTES,
-  Environment,
-  type AuditSection,
-} from './schema.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MAX_FILE_SIZE, DEFAULT_SIZE_WARNING_BYTES } from './defaults.js';
+import type { AuditSection, ConfigFile, Environment } from './schema.js';
+
+/** JSON Schemas written by the build from src/config/schema.ts; see scripts/emit-config-schemas.ts. */
+interface ConfigSchemas {
+  configFile: { properties: { profiles: { patternProperties: Record<string, { anyOf: { properties?: Record<string, unknown> }[] }> } } };
+  environment: { properties: Record<string, unknown> };
+}
+
+const SCHEMAS = JSON.parse(readFileSync(new URL('./config-schemas.json', import.meta.url), 'utf8')) as ConfigSchemas;
+
+// The config file is checked as written; only the environment's strings are coerced to numbers.
+const validateConfigFile: ValidateFunction<ConfigFile> = new Ajv({ allErrors: true, strict: false }).compile(SCHEMAS.configFile);
+const validateEnvironment: ValidateFunction<Environment> = new Ajv({
+  allErrors: true,
+  strict: false,
+  useDefaults: true,
+  coerceTypes: true,
+}).compile(SCHEMAS.environment);
+
+/** Keys of the audit section, read from its schema; any other key is reported as a likely typo. */
+const AUDIT_KEYS: ReadonlySet<string> = new Set(Object.keys(auditSectionProperties()));
+
+function auditSectionProperties(): Record<string, unknown> {
+  const profile = Object.values(SCHEMAS.configFile.properties.profiles.patternProperties)[0]!.anyOf[0]!;
+  const audit = profile.properties!['audit'] as { anyOf: { properties?: Record<string, unknown> }[] };
+  return audit.anyOf[0]!.properties!;
+}
+
+function ajvProblems(errors: ErrorObject[] | null | undefined): { instancePath: string; message: string }[] {
+  return (errors ?? []).map((error) => ({ instancePath: error.instancePath, message: error.message ?? 'is invalid' }));
+}
 
 /** Config file names looked up in the working directory, in order, when none is named. */
 export const CONFIG_FILE_NAMES = ['audit-retention.yml', 'mxcp-site.yml'] as const;
@@ -125,16 +148,16 @@ function locateConfigFile(options: LoadOptions, environment: Environment, cwd: s
 
 function readEnvironment(env: NodeJS.ProcessEnv): Environment {
   const present: Record<string, string> = {};
-  for (const key of Object.keys(Environment.properties)) {
+  for (const key of Object.keys(SCHEMAS.environment.properties)) {
     const value = env[key];
     if (value !== undefined && value !== '') {
       present[key] = value;
     }
   }
 
-  const converted = Value.Convert(Environment, Value.Default(Environment, present));
-  if (!Value.Check(Environment, converted)) {
-    const problems = firstProblemPerPath(Value.Errors(Environment, converted)).map(({ path, message }) => {
+  const converted: Record<string, unknown> = { ...present };
+  if (!validateEnvironment(converted)) {
+    const problems = firstProblemPerPath(ajvProblems(validateEnvironment.errors)).map(({ path, message }) => {
       const key = path.replace(/^\//, '');
       const shown = key.endsWith('_TOKEN') ? '(hidden)' : JSON.stringify(present[key]);
       const hint = key === 'LOG_LEVEL' ? 'must be one of fatal, error, warn, info, debug, trace, silent' : message;
@@ -142,7 +165,7 @@ function readEnvironment(env: NodeJS.ProcessEnv): Environment {
     });
     throw configError(`Invalid environment: ${problems.join('; ')}.`);
   }
-  return converted;
+  return converted as Environment;
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -162,8 +185,8 @@ function readConfigFile(path: string): ConfigFile {
   }
 
   checkRetentionValues(document as Record<string, unknown>, path);
-  if (!Value.Check(ConfigFile, document)) {
-    const problems = firstProblemPerPath(Value.Errors(ConfigFile, document)).map(({ path, message }) => `${path || '/'}: ${message}`);
+  if (!validateConfigFile(document)) {
+    const problems = firstProblemPerPath(ajvProblems(validateConfigFile.errors)).map(({ path, message }) => `${path || '/'}: ${message}`);
     throw configError(`Config file ${path} is invalid: ${problems.join('; ')}.`);
   }
   return document;

@@ -1,21 +1,14 @@
 /**
  * Schemas of the config file (the shape of MXCP's `mxcp-site.yml`) and of the
  * environment. The TypeScript types are derived from them, never written twice.
+ * The build writes them as JSON beside the loader (scripts/emit-config-schemas.ts),
+ * which validates with Ajv, so commands start without loading TypeBox.
  */
 
 import { Type, type Static } from 'typebox';
 
 /** Whole days of at least 1, or `forever`. Checked first by hand so that the message names the schema. */
 const RetentionValue = Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('forever')]);
-
-/** Default maximum time to wait for the log's lock file, in ms: a writer's batch append takes milliseconds. */
-export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
-
-/** Total log size above which stats sets `size_warning`, in bytes (1 GiB). */
-export const DEFAULT_SIZE_WARNING_BYTES = 1024 ** 3;
-
-/** Size at which the writer starts a new segment, in bytes (50 MiB, MXCP's default). */
-export const DEFAULT_MAX_FILE_SIZE = 50 * 1024 ** 2;
 
 /** The `audit` section of a profile. Keys MXCP defines are `enabled` and `path`; the rest are ours. */
 export const AuditSection = Type.Object(
@@ -54,9 +47,6 @@ export const ConfigFile = Type.Object(
 
 export type AuditSection = Static<typeof AuditSection>;
 export type ConfigFile = Static<typeof ConfigFile>;
-
-/** Keys of AuditSection; any other key in an `audit` section is reported as a likely typo. */
-export const AUDIT_KEYS: ReadonlySet<string> = new Set(Object.keys(AuditSection.properties));
 
 const LogLevel = Type.Union([
   Type.Literal('fatal'),

@@ -4,13 +4,16 @@
  * so both report the same deletions for the same files and clock.
  */
 
-import { stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 
 import type { ProfileSettings } from '../config/load.js';
 import { removeLeftoverTemporaries } from './durable.js';
 import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js';
-import { DEFAULT_CHUNK_BYTES, cleanupFile, type FileResult } from './file-cleanup.js';
-import { discoverLayout, type SkippedFile } from './layout.js';
+import { DEFAULT_CHUNK_BYTES, applyCachedTally, cleanupFile, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
+import { discoverLayout, type LogFile, type SkippedFile } from './layout.js';
+import type { FileTally } from './line-processor.js';
+import { ScanIndex, fileState, freshness, summaryFromScan, tallyFromSummary, type FileState } from './scan-index.js';
 import { acquireRunLock, LogLock } from './lock.js';
 import type { Logger } from './logger.js';
 import { OpenWriters } from './open-writers.js';
@@ -34,6 +37,11 @@ export interface CleanupRequest {
   maxLineBytes?: number | undefined;
   /** Forces the second scan thread on or off; by default it runs for large logs on machines with two cores or more. */
   scanHelper?: boolean | undefined;
+  /**
+   * The log's scan index. By default the run loads the saved one and saves it back;
+   * null turns the index off, so every file is read.
+   */
+  index?: ScanIndex | null | undefined;
 }
 
 export interface CleanupOutcome {
@@ -107,23 +115,17 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     profileRetentionDays: profile.retentionDays,
   };
   const rules = new RetentionRules(retentionInputs, nowMs);
+  // Dry runs count facets too, so the index they leave behind also serves stats.
+  const countFacets = dryRun;
   const scannerOptions: ScannerOptions = {
     timestampField: profile.timestampField,
     timestampUnit: profile.timestampUnit,
-    extractLabels: false,
+    extractLabels: countFacets,
   };
   const scanner = new LineScanner(scannerOptions);
+  const index = request.index === undefined ? await ScanIndex.load(profile.logPath) : request.index;
 
-  const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-  const plainBytes = layout.files.reduce((sum, file) => sum + (file.gzip ? 0 : file.size), 0);
-  const helper =
-    (request.scanHelper ?? (helperUseful() && plainBytes >= MIN_HELPER_TOTAL_BYTES))
-      ? ScanHelper.start({ scanner: scannerOptions, retention: retentionInputs, nowMs, countFacets: false })
-      : null;
-  // The helper thread reads the chunks in place, so they live in shared memory when it runs.
-  const allocate = (size: number): Buffer => (helper === null ? Buffer.allocUnsafe(size) : Buffer.from(new SharedArrayBuffer(size)));
-  const readBuffers: [Buffer, Buffer] = [allocate(chunkBytes), allocate(chunkBytes)];
-
+  let helper: ScanHelper | null = null;
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
   try {
@@ -137,36 +139,55 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       }
       lock = await LogLock.open(layout.lockPath, request.lockTimeoutMs ?? profile.lockTimeoutMs);
     }
-    const lockInfo = await stat(layout.lockPath).catch(() => null);
-    const lockFileIdentity = lockInfo === null ? null : { dev: lockInfo.dev, ino: lockInfo.ino };
-    const openWriters = await OpenWriters.scan(lockFileIdentity);
+    // /proc shows resolved paths, so the probe compares with the directory's real path.
+    const realDirectory = await realpath(layout.directory);
+    const writerProbe = { directory: realDirectory, lockPath: join(realDirectory, basename(layout.lockPath)) };
+    const openWriters = OpenWriters.scan(writerProbe.directory, writerProbe.lockPath);
 
-    for (const [index, file] of layout.files.entries()) {
-      const result = await cleanupFile(file, {
-        dryRun,
-        scanner,
-        rules,
-        lock,
-        chunkBytes,
-        maxLineBytes: request.maxLineBytes,
-        readBuffers,
-        helper,
-        openWriters,
-        lockFileIdentity,
-      });
+    // Decide what the index can decide, so that the helper thread starts only for real scanning work.
+    const plans = await Promise.all(layout.files.map((file) => planFile(file, index, rules, dryRun)));
+    const bytesToScan = plans.reduce((sum, plan) => sum + (plan.cached === null && !plan.file.gzip ? plan.file.size : 0), 0);
+    if (request.scanHelper ?? (helperUseful() && bytesToScan >= MIN_HELPER_TOTAL_BYTES)) {
+      helper = ScanHelper.start({ scanner: scannerOptions, retention: retentionInputs, nowMs, countFacets });
+    }
+    const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    // The helper thread reads the chunks in place, so they live in shared memory when it runs.
+    const allocate = (size: number): Buffer => (helper === null ? Buffer.allocUnsafe(size) : Buffer.from(new SharedArrayBuffer(size)));
+    const readBuffers: [Buffer, Buffer] = [allocate(chunkBytes), allocate(chunkBytes)];
+    const options: FileCleanupOptions = {
+      dryRun,
+      scanner,
+      rules,
+      lock,
+      chunkBytes,
+      maxLineBytes: request.maxLineBytes,
+      readBuffers,
+      helper,
+      openWriters,
+      writerProbe,
+      countFacets,
+    };
+
+    for (const [position, plan] of plans.entries()) {
+      const result = await runPlan(plan, options, index);
       outcome.files.push(result);
 
       if (result.skipReason !== null) {
-        logger?.warn({ profile: profile.name, file: file.name, reason: result.skipReason }, 'log file skipped');
+        logger?.warn({ profile: profile.name, file: plan.file.name, reason: result.skipReason }, 'log file skipped');
       }
       if (result.error !== null) {
-        logger?.error({ profile: profile.name, file: file.name, code: result.error.code, err: result.error }, 'log file cleanup failed');
+        logger?.error({ profile: profile.name, file: plan.file.name, code: result.error.code, err: result.error }, 'log file cleanup failed');
         if (result.error.code === ErrorCode.LOG_LOCKED) {
           // Leave every file not yet finished untouched, so the caller can retry the whole run.
-          outcome.notProcessed = layout.files.slice(index + 1).map((remaining) => remaining.name);
+          outcome.notProcessed = layout.files.slice(position + 1).map((remaining) => remaining.name);
           break;
         }
       }
+    }
+
+    if (index !== null) {
+      index.retainOnly(new Set(layout.files.map((file) => file.name)));
+      await index.save();
     }
   } finally {
     await helper?.close();
@@ -177,6 +198,74 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   summarize(outcome, rules);
   outcome.durationMs = Math.round(performance.now() - startedAt);
   return outcome;
+}
+
+/** One file's state before the run, and the tally its index entry gives when that suffices. */
+interface FilePlan {
+  file: LogFile;
+  state: FileState | null;
+  /** Tally from the index at this run's cutoffs; null when the file must be read. */
+  cached: FileTally | null;
+}
+
+/**
+ * Looks the file up in the index. A fresh entry decides a file with nothing expired,
+ * a file whose content is all expired records, and, for a dry run, any file whose
+ * expired count the entry can compute. Everything else is read.
+ */
+async function planFile(file: LogFile, index: ScanIndex | null, rules: RetentionRules, dryRun: boolean): Promise<FilePlan> {
+  const state = await fileState(file.path);
+  const summary = index?.get(file.name);
+  if (state === null || summary === undefined || (await freshness(summary, file.path, state)) !== 'fresh') {
+    return { file, state, cached: null };
+  }
+
+  const tally = tallyFromSummary(summary, rules);
+  if (tally === null) {
+    return { file, state, cached: null };
+  }
+  const decidable = dryRun || tally.expired === 0 || tally.keptBytes === 0;
+  return { file, state, cached: decidable ? tally : null };
+}
+
+/** Carries out one plan: from the index where it can, else by reading the file; then updates the index. */
+async function runPlan(plan: FilePlan, options: FileCleanupOptions, index: ScanIndex | null): Promise<FileResult> {
+  const { file, state, cached } = plan;
+  if (cached !== null && state !== null) {
+    const decided = await applyCachedTally(file, state, cached, options);
+    if (decided !== null) {
+      return decided;
+    }
+  }
+
+  const result = await cleanupFile(file, options);
+  if (index === null) {
+    return result;
+  }
+
+  // Only a complete scan of a file that did not change meanwhile may enter the index.
+  const after = await fileState(file.path);
+  const unchangedDuringScan = state !== null && after !== null && sameState(state, after);
+  if (result.action === 'unchanged' || (options.dryRun && result.error === null && result.skipReason === null)) {
+    if (unchangedDuringScan) {
+      index.set(await summaryFromScan(file.name, file.path, after, result.tally));
+    } else {
+      index.delete(file.name);
+    }
+  } else if (result.action === 'rewritten' || result.action === 'removed') {
+    index.delete(file.name);
+  }
+  return result;
+}
+
+function sameState(left: FileState, right: FileState): boolean {
+  return (
+    left.dev === right.dev &&
+    left.ino === right.ino &&
+    left.size === right.size &&
+    left.mtimeNs === right.mtimeNs &&
+    left.ctimeNs === right.ctimeNs
+  );
 }
 
 /** Fills the totals and the deciding error from the per-file results. */

@@ -22,6 +22,7 @@ import { fsyncDirectory, temporaryPathFor, writeFully } from './durable.js';
 import { ErrorCode, RetentionError, fromFileSystemError } from './errors.js';
 import type { LogFile } from './layout.js';
 import { FileTally, LineProcessor } from './line-processor.js';
+import { fileState, type FileState } from './scan-index.js';
 import { OpenWriters, describeWriters, type FileIdentity, type OpenWriter } from './open-writers.js';
 import type { LogLock } from './lock.js';
 import { MIN_SPLIT_BYTES, type ScanHelper } from './scan-helper.js';
@@ -57,6 +58,8 @@ export interface FileResult {
   bytesAfter: number;
   /** Why the file was left untouched, for `skipped`. */
   skipReason: string | null;
+  /** True when the scan index decided the file, so it was not read. */
+  fromIndex?: boolean;
   /** Time spent waiting for the log's lock, in ms, when the run took it. */
   lockWaitMs: number | null;
   error: RetentionError | null;
@@ -80,8 +83,8 @@ export interface FileCleanupOptions {
   helper?: ScanHelper | null | undefined;
   /** Processes that write log files without the lock, as seen at the start of the run. */
   openWriters: OpenWriters;
-  /** Identity of the writers' lock file, when it exists; writers that hold it open take part in locking. */
-  lockFileIdentity: FileIdentity | null;
+  /** Real paths of the log directory and lock file, for the /proc check of writers that do not lock. */
+  writerProbe: { directory: string; lockPath: string };
 }
 
 /** Thrown inside a job when the file must be left untouched; not an error of the run. */
@@ -202,7 +205,7 @@ abstract class FileJob {
       }
     }
 
-    const writers = await OpenWriters.scan(this.options.lockFileIdentity);
+    const writers = OpenWriters.scan(this.options.writerProbe.directory, this.options.writerProbe.lockPath);
     this.skipIfWrittenWithoutLock(writers.writersOf(identity));
   }
 
@@ -717,5 +720,65 @@ class GzipFileJob extends FileJob {
       await emit([buffer.subarray(0, filled)]);
     }
     await reading;
+  }
+}
+
+/**
+ * Applies a tally that the scan index computed, without reading the file. A file with
+ * nothing expired stays as it is; a dry run reports the tally; a real run removes a
+ * file whose content is all expired records, after checking under the lock that it is
+ * still the indexed file. Returns null when the file must be read after all.
+ */
+export async function applyCachedTally(file: LogFile, state: FileState, tally: FileTally, options: FileCleanupOptions): Promise<FileResult | null> {
+  const result = (action: FileAction, bytesAfter: number): FileResult => ({
+    file,
+    action,
+    tally,
+    bytesBefore: state.size,
+    bytesAfter,
+    skipReason: null,
+    fromIndex: true,
+    lockWaitMs: null,
+    error: null,
+  });
+
+  const writers = options.openWriters.writersOf(state);
+  if (writers.length > 0) {
+    return {
+      ...result('skipped', state.size),
+      tally: new FileTally(false),
+      skipReason: `open for writing by ${describeWriters(writers)} without the lock file ${file.path}.lock; rewriting it would lose that process's later writes`,
+    };
+  }
+  if (tally.expired === 0) {
+    return result('unchanged', state.size);
+  }
+  if (options.dryRun) {
+    if (tally.keptBytes === 0) {
+      return result('removed', 0);
+    }
+    return result('rewritten', file.gzip ? state.size : tally.keptBytes + tally.bomBytes);
+  }
+  if (tally.keptBytes !== 0) {
+    return null;
+  }
+
+  try {
+    return await options.lock!.hold(file.path, async (waitedMs) => {
+      // Anything but the indexed file, untouched and unshared, goes back to a scan.
+      const now = await fileState(file.path);
+      if (now === null || now.dev !== state.dev || now.ino !== state.ino || now.size !== state.size || now.mtimeNs !== state.mtimeNs) {
+        return null;
+      }
+      const writersNow = OpenWriters.scan(options.writerProbe.directory, options.writerProbe.lockPath);
+      if (writersNow.writersOf(state).length > 0) {
+        return null;
+      }
+      await unlink(file.path);
+      await fsyncDirectory(dirname(file.path));
+      return { ...result('removed', 0), lockWaitMs: waitedMs };
+    });
+  } catch (error) {
+    return { ...result('failed', state.size), error: fromFileSystemError(error, 'remove', file.path) };
   }
 }

@@ -16,12 +16,45 @@ const LINE_FEED = 0x0a;
 export interface SchemaTally {
   rule: SchemaRule;
   schemaVersion: number;
-  /** Records of this schema in the file, expired ones included. */
+  /** Records of this schema in the file, expired ones included, and their bytes with line feeds. */
   records: number;
+  bytes: number;
   expired: number;
+  expiredBytes: number;
   /** Earliest and latest record instant in epoch ms. */
   earliestMs: number;
   latestMs: number;
+  /**
+   * Instants and line sizes of the records at or after the cutoff and before
+   * `windowEndMs`, unsorted. They let a later run with a later cutoff count its
+   * expired records without a scan.
+   */
+  window: number[];
+  windowBytes: number[];
+  windowEndMs: number;
+}
+
+/**
+ * Span after the cutoff whose record instants a scan remembers, in ms: one day,
+ * so a dry run or stats call repeated within a day needs no rescan of a file that
+ * straddles the cutoff.
+ */
+export const WINDOW_MS = 86_400_000;
+
+/**
+ * Maximum instants remembered per schema and file (512 KiB of numbers). Past it the
+ * window shrinks to its earliest half, so memory per file stays bounded on busy logs.
+ */
+export const MAX_WINDOW_RECORDS = 65_536;
+
+/** Halves a full window, keeping its earliest instants and moving its end to the first one dropped. */
+function shrinkWindow(tally: SchemaTally): void {
+  const order = tally.window.map((_, index) => index).sort((left, right) => tally.window[left]! - tally.window[right]!);
+  const keep = MAX_WINDOW_RECORDS / 2;
+  tally.windowEndMs = tally.window[order[keep]!]!;
+  const kept = order.slice(0, keep);
+  tally.windowBytes = kept.map((index) => tally.windowBytes[index]!);
+  tally.window = kept.map((index) => tally.window[index]!);
 }
 
 /** Record counts by operation type, status and policy decision, for stats. */
@@ -33,7 +66,19 @@ export interface RecordFacets {
 
 /** A FileTally as plain data, to cross a worker boundary. */
 export interface SerializedTally {
-  schemas: [schemaName: string | null, schemaVersion: number, records: number, expired: number, earliestMs: number, latestMs: number][];
+  schemas: [
+    schemaName: string | null,
+    schemaVersion: number,
+    records: number,
+    bytes: number,
+    expired: number,
+    expiredBytes: number,
+    earliestMs: number,
+    latestMs: number,
+    window: number[],
+    windowBytes: number[],
+    windowEndMs: number,
+  ][];
   records: number;
   expired: number;
   expiredBytes: number;
@@ -42,6 +87,29 @@ export interface SerializedTally {
   blankLines: number;
   keptBytes: number;
   facets: { byType: [string, number][]; byStatus: [string, number][]; byPolicy: [string, number][] } | null;
+}
+
+/** Adds another part's window; the result covers up to the earlier of the two ends. */
+function mergeWindows(target: SchemaTally, window: readonly number[], windowBytes: readonly number[], windowEndMs: number): void {
+  const end = Math.min(target.windowEndMs, windowEndMs);
+  const mergedInstants: number[] = [];
+  const mergedBytes: number[] = [];
+  const add = (instants: readonly number[], bytes: readonly number[]): void => {
+    for (let index = 0; index < instants.length; index++) {
+      if (instants[index]! < end) {
+        mergedInstants.push(instants[index]!);
+        mergedBytes.push(bytes[index]!);
+      }
+    }
+  };
+  add(target.window, target.windowBytes);
+  add(window, windowBytes);
+  target.window = mergedInstants;
+  target.windowBytes = mergedBytes;
+  target.windowEndMs = end;
+  while (target.window.length > MAX_WINDOW_RECORDS) {
+    shrinkWindow(target);
+  }
 }
 
 function addCount(counts: Map<string, number>, key: string, count = 1): void {
@@ -93,9 +161,14 @@ export class FileTally {
         tally.rule.schemaName,
         tally.schemaVersion,
         tally.records,
+        tally.bytes,
         tally.expired,
+        tally.expiredBytes,
         tally.earliestMs,
         tally.latestMs,
+        tally.window,
+        tally.windowBytes,
+        tally.windowEndMs,
       ]),
       records: this.records,
       expired: this.expired,
@@ -113,17 +186,32 @@ export class FileTally {
 
   /** Adds the counts of a tally of another part of the same file; `rules` maps its schemas to this run's rules. */
   merge(other: SerializedTally, rules: RetentionRules): void {
-    for (const [schemaName, schemaVersion, records, expired, earliestMs, latestMs] of other.schemas) {
+    for (const [schemaName, schemaVersion, records, bytes, expired, expiredBytes, earliestMs, latestMs, window, windowBytes, windowEndMs] of other.schemas) {
       const rule = rules.ruleFor(schemaName, schemaVersion);
       const existing = this.schemas.get(rule.key);
       if (existing === undefined) {
-        this.schemas.set(rule.key, { rule, schemaVersion, records, expired, earliestMs, latestMs });
+        this.schemas.set(rule.key, {
+          rule,
+          schemaVersion,
+          records,
+          bytes,
+          expired,
+          expiredBytes,
+          earliestMs,
+          latestMs,
+          window,
+          windowBytes,
+          windowEndMs,
+        });
         continue;
       }
       existing.records += records;
+      existing.bytes += bytes;
       existing.expired += expired;
+      existing.expiredBytes += expiredBytes;
       existing.earliestMs = Math.min(existing.earliestMs, earliestMs);
       existing.latestMs = Math.max(existing.latestMs, latestMs);
+      mergeWindows(existing, window, windowBytes, windowEndMs);
     }
     this.records += other.records;
     this.expired += other.expired;
@@ -209,7 +297,9 @@ export class LineProcessor {
       if (kind === LineKind.RECORD) {
         const schemaTally = this.tallyFor(facts.schemaName, facts.schemaVersion);
         const timestampMs = facts.timestampMs;
+        const lineBytes = lineEnd + 1 - contentStart;
         schemaTally.records++;
+        schemaTally.bytes += lineBytes;
         tally.records++;
         if (timestampMs < schemaTally.earliestMs) schemaTally.earliestMs = timestampMs;
         if (timestampMs > schemaTally.latestMs) schemaTally.latestMs = timestampMs;
@@ -222,13 +312,20 @@ export class LineProcessor {
 
         if (timestampMs < schemaTally.rule.cutoffMs) {
           schemaTally.expired++;
+          schemaTally.expiredBytes += lineBytes;
           tally.expired++;
-          tally.expiredBytes += lineEnd + 1 - contentStart;
+          tally.expiredBytes += lineBytes;
           deletedLines++;
           if (contentStart > runStart) {
             pushRun(keptRuns, runStart, contentStart);
           }
           runStart = lineEnd + 1;
+        } else if (timestampMs < schemaTally.windowEndMs) {
+          schemaTally.window.push(timestampMs);
+          schemaTally.windowBytes.push(lineBytes);
+          if (schemaTally.window.length > MAX_WINDOW_RECORDS) {
+            shrinkWindow(schemaTally);
+          }
         }
       } else if (kind === LineKind.BLANK) {
         tally.blankLines++;
@@ -272,7 +369,19 @@ export class LineProcessor {
     const rule = this.rules.ruleFor(schemaName, schemaVersion);
     let schemaTally = this.tally.schemas.get(rule.key);
     if (schemaTally === undefined) {
-      schemaTally = { rule, schemaVersion, records: 0, expired: 0, earliestMs: Infinity, latestMs: -Infinity };
+      schemaTally = {
+        rule,
+        schemaVersion,
+        records: 0,
+        bytes: 0,
+        expired: 0,
+        expiredBytes: 0,
+        earliestMs: Infinity,
+        latestMs: -Infinity,
+        window: [],
+        windowBytes: [],
+        windowEndMs: rule.cutoffMs + WINDOW_MS,
+      };
       this.tally.schemas.set(rule.key, schemaTally);
     }
     this.lastRule = rule;

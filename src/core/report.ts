@@ -83,6 +83,9 @@ function cleanupDetails(outcome: CleanupOutcome): CleanupDetails {
     if (result.skipReason !== null) {
       detail.skip_reason = result.skipReason;
     }
+    if (result.fromIndex === true) {
+      detail.from_index = true;
+    }
     if (result.error !== null) {
       detail.error = { code: result.error.code, message: result.error.message };
     }

@@ -37,6 +37,7 @@ export const FileDetail = Type.Object({
   partial_last_line: Type.Boolean({ description: 'The file ends with a line without a line feed, kept as it is.' }),
   lock_wait_ms: Type.Optional(Type.Number({ description: "Time waited for the writers' lock, in ms." })),
   skip_reason: Type.Optional(Type.String({ description: 'Why the file was left untouched, for action skipped.' })),
+  from_index: Type.Optional(Type.Boolean({ description: 'Decided from the scan index of an unchanged file, without reading it.' })),
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
 });
 

@@ -1,0 +1,144 @@
+/**
+ * The scan index: unchanged files are decided without reading, and every change to
+ * a file makes the next run read it again and get the same answer as without index.
+ */
+
+import assert from 'node:assert/strict';
+import { appendFile, readFile, rename, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+
+import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
+import { ScanIndex } from '../src/core/scan-index.js';
+import { DAY_MS, NOW_MS, daysAgo, defaultProfile, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+
+interface Setup {
+  configPath: string;
+  logDirectory: string;
+}
+
+async function setupLog(t: TestContext): Promise<Setup> {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logDirectory = join(directory, 'audit');
+  // Old segment: all expired. Middle segment: straddles the 90-day cutoff. New segment: all kept.
+  await writeText(join(logDirectory, 'logs-20250101T000000.jsonl'), recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(200) }));
+  let middle = '';
+  for (let hour = -48; hour <= 48; hour++) {
+    middle += recordLine({ timestamp: daysAgo(90, hour * 3_600_000) });
+  }
+  middle += 'not json\n';
+  await writeText(join(logDirectory, 'logs-20260901T000000.jsonl'), middle);
+  await writeText(join(logDirectory, 'logs-20261201T000000.jsonl'), recordLine({ timestamp: daysAgo(1) }) + recordLine({ timestamp: daysAgo(2) }));
+  return { configPath, logDirectory };
+}
+
+async function run(setup: Setup, dryRun: boolean, nowMs = NOW_MS, useIndex = true): Promise<CleanupOutcome> {
+  const settings = testSettings(setup.configPath);
+  return runCleanup({ profile: defaultProfile(settings), dryRun, nowMs, ...(useIndex ? {} : { index: null }) });
+}
+
+function fromIndex(outcome: CleanupOutcome): Record<string, boolean> {
+  return Object.fromEntries(outcome.files.map((result) => [result.file.name, result.fromIndex === true]));
+}
+
+function deleted(outcome: CleanupOutcome): Record<string, number> {
+  return Object.fromEntries(outcome.deletedPerSchema);
+}
+
+test('second dry run reads nothing', async (t) => {
+  const setup = await setupLog(t);
+
+  const first = await run(setup, true);
+  const second = await run(setup, true);
+
+  assert.deepEqual(Object.values(fromIndex(first)), [false, false, false]);
+  assert.deepEqual(Object.values(fromIndex(second)), [true, true, true]);
+  assert.deepEqual(deleted(second), deleted(first));
+  assert.equal(second.files[1]!.tally.malformed, 1);
+});
+
+test('index follows a later clock', async (t) => {
+  const setup = await setupLog(t);
+  await run(setup, true);
+
+  // Within the remembered day after the cutoff, the index still answers, and exactly.
+  for (const laterMs of [NOW_MS + 1, NOW_MS + 3_600_000, NOW_MS + 12 * 3_600_000 + 1, NOW_MS + DAY_MS - 1]) {
+    const cached = await run(setup, true, laterMs);
+    const scanned = await run(setup, true, laterMs, false);
+    assert.deepEqual(deleted(cached), deleted(scanned), `at +${laterMs - NOW_MS} ms`);
+    assert.equal(fromIndex(cached)['logs-20260901T000000.jsonl'], true);
+  }
+
+  // Past the window the straddling file is read again.
+  const farLater = await run(setup, true, NOW_MS + 1.5 * DAY_MS);
+  assert.equal(fromIndex(farLater)['logs-20260901T000000.jsonl'], false);
+  assert.deepEqual(deleted(farLater), deleted(await run(setup, true, NOW_MS + 1.5 * DAY_MS, false)));
+});
+
+test('real run removes indexed expired file', async (t) => {
+  const setup = await setupLog(t);
+  await run(setup, true);
+
+  const real = await run(setup, false);
+
+  const removed = real.files.find((result) => result.file.name === 'logs-20250101T000000.jsonl')!;
+  assert.equal(removed.action, 'removed');
+  assert.equal(removed.fromIndex, true);
+  assert.equal(fromIndex(real)['logs-20261201T000000.jsonl'], true);
+  assert.equal(fromIndex(real)['logs-20260901T000000.jsonl'], false);
+  assert.deepEqual(deleted(real), { 'mxcp.endpoints:1': 2 + 48 });
+});
+
+/** Each change must send the file back to a scan and give the answer of a run without index. */
+const CHANGES: [label: string, change: (path: string) => Promise<void>][] = [
+  ['append a record', (path) => appendFile(path, recordLine({ timestamp: daysAgo(400) }))],
+  ['append a partial line', (path) => appendFile(path, '{"timestamp": "2020-01-01T00:00:00Z"')],
+  ['truncate', (path) => truncate(path, 10)],
+  [
+    'rewrite same size, restore mtime',
+    async (path) => {
+      const before = await stat(path);
+      const content = await readFile(path, 'utf8');
+      await writeFile(path, content.replace(/"timestamp": "2026/, '"timestamp": "2016'));
+      await utimes(path, before.atime, before.mtime);
+    },
+  ],
+  [
+    'replace with a new file',
+    async (path) => {
+      await writeFile(`${path}.new`, recordLine({ timestamp: daysAgo(300) }));
+      await rename(`${path}.new`, path);
+    },
+  ],
+];
+
+for (const [label, change] of CHANGES) {
+  test(`index falls back after ${label}`, async (t) => {
+    const setup = await setupLog(t);
+    const path = join(setup.logDirectory, 'logs-20261201T000000.jsonl');
+    await run(setup, true);
+
+    await change(path);
+    const cached = await run(setup, true);
+    const scanned = await run(setup, true, NOW_MS, false);
+
+    assert.equal(fromIndex(cached)['logs-20261201T000000.jsonl'], false);
+    assert.deepEqual(deleted(cached), deleted(scanned));
+    assert.deepEqual(
+      cached.files.map((result) => [result.file.name, result.tally.records, result.tally.malformed, result.tally.partialTailBytes]),
+      scanned.files.map((result) => [result.file.name, result.tally.records, result.tally.malformed, result.tally.partialTailBytes]),
+    );
+  });
+}
+
+test('damaged index is ignored', async (t) => {
+  const setup = await setupLog(t);
+  await run(setup, true);
+  await writeFile(ScanIndex.pathFor(join(setup.logDirectory, 'logs.jsonl')), '{"format": 1, "files": [trunc');
+
+  const outcome = await run(setup, true);
+
+  assert.deepEqual(Object.values(fromIndex(outcome)), [false, false, false]);
+  assert.deepEqual(deleted(outcome), deleted(await run(setup, true, NOW_MS, false)));
+});
