@@ -10,8 +10,10 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger as PinoLogger } from 'pino';
 
 import { loadSettings, type Settings } from './config/load.js';
+import { exportCommand } from './cli-export.js';
+import { ARCHIVE_FORMATS, type CleanupArchiveFormat } from './core/archive-sink.js';
 import { isRetentionError } from './core/errors.js';
-import { cleanupResponse, cleanupText } from './core/report.js';
+import { cleanupResponse, cleanupText, statsText } from './core/report.js';
 import { AuditRetention } from './service.js';
 
 const USAGE = `Usage: audit-retention <command> [options]
@@ -23,6 +25,24 @@ Commands:
       --json                 Print the JSON object of POST /cleanup instead of text.
       --profile NAME         Profile of the config file (default: its 'profile:' key).
       --lock-timeout-ms MS   Maximum wait for the writers' lock per file, in ms.
+      --archive FORMAT       First write the records to delete to an archive file
+                             (jsonl, parquet or duckdb) under EXPORT_DIR/archive/PROFILE.
+  stats                      Show record counts, sizes and expired records per schema.
+      --json                 Print the JSON object of GET /stats instead of text.
+      --profile NAME         Profile of the config file.
+  export                     Write records to a file under the export directory
+                             (AUDIT_RETENTION_EXPORT_DIR, default ./exports beside the config).
+      --format F             duckdb, parquet, csv or jsonl (csv and jsonl: gzip when NAME ends with .gz).
+      --out NAME             File name below the export directory.
+      --partition day        parquet only: hive folders date=YYYY-MM-DD/ under NAME.
+      --since WHEN           Records at or after WHEN: 30d, 2h, 10m, 45s ago, or an ISO 8601 instant.
+      --until WHEN           Records before WHEN, an ISO 8601 instant.
+      --schema S, --operation-type T, --operation-name N, --status S, --policy P, --user U
+                             Records whose schema_name, operation_type, operation_name,
+                             operation_status, policy_decision or user_id equals the value.
+      --overwrite            Replace NAME when it exists.
+      --json                 Print the JSON object of POST /export instead of text.
+      --profile NAME         Profile of the config file.
   openapi                    Print the OpenAPI document of the HTTP API.
 
 Options for every command:
@@ -56,6 +76,19 @@ function parseCommandLine(argv: string[]) {
       json: { type: 'boolean', default: false },
       profile: { type: 'string' },
       'lock-timeout-ms': { type: 'string' },
+      archive: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string' },
+      partition: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      schema: { type: 'string' },
+      'operation-type': { type: 'string' },
+      'operation-name': { type: 'string' },
+      status: { type: 'string' },
+      policy: { type: 'string' },
+      user: { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
       version: { type: 'boolean', default: false },
     },
@@ -64,6 +97,16 @@ function parseCommandLine(argv: string[]) {
     throw new UsageError(`Unexpected argument '${positionals[1]}'.`);
   }
   return { command: positionals[0], options: values };
+}
+
+function parseArchiveFormat(text: string | undefined): CleanupArchiveFormat | undefined {
+  if (text === undefined) {
+    return undefined;
+  }
+  if (!(ARCHIVE_FORMATS as readonly string[]).includes(text)) {
+    throw new UsageError(`Invalid --archive '${text}'. Use one of ${ARCHIVE_FORMATS.join(', ')}.`);
+  }
+  return text as CleanupArchiveFormat;
 }
 
 function parseLockTimeout(text: string | undefined): number | undefined {
@@ -116,6 +159,10 @@ async function serve(settings: Settings): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // logrotate's postrotate sends SIGHUP: each writer chooses its log file again at its next batch.
+  process.on('SIGHUP', () => {
+    app.log.info({ signal: 'SIGHUP', writers: app.writers.reopenAll() }, 'reopening log files');
+  });
 
   await app.listen({ host: settings.host, port: settings.port });
   app.log.info(
@@ -134,14 +181,28 @@ async function cleanup(settings: Settings, options: ReturnType<typeof parseComma
     profile: options.profile,
     dryRun: options['dry-run'],
     lockTimeoutMs: parseLockTimeout(options['lock-timeout-ms']),
+    archive: parseArchiveFormat(options.archive),
     logger,
+    requestedBy: 'cli',
   });
 
-  process.stdout.write(options.json ? `${JSON.stringify(cleanupResponse(outcome), null, 2)}\n` : cleanupText(outcome));
+  // A failed run prints its text only when it deleted something, so stdout never reads as a clean run.
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(cleanupResponse(outcome), null, 2)}\n`);
+  } else if (outcome.error === null || outcome.totalDeleted > 0) {
+    process.stdout.write(cleanupText(outcome));
+  }
   if (outcome.error !== null) {
     process.stderr.write(`Error: ${outcome.error.message}\n`);
     return 1;
   }
+  return 0;
+}
+
+async function stats(settings: Settings, options: ReturnType<typeof parseCommandLine>['options']): Promise<number> {
+  const service = new AuditRetention(settings);
+  const report = await service.stats({ profile: options.profile, logger: commandLogger(settings) });
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : statsText(report));
   return 0;
 }
 
@@ -180,6 +241,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'cleanup':
       return cleanup(settings, options);
+    case 'stats':
+      return stats(settings, options);
+    case 'export':
+      return exportCommand(settings, options, new AuditRetention(settings).now(), commandLogger(settings));
     default:
       throw new UsageError(`Unknown command '${command}'.`);
   }

@@ -3,22 +3,68 @@
  * the clock, and the core calls. Holds no Fastify.
  */
 
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+
 import { selectProfile, type ProfileSettings, type Settings } from './config/load.js';
+import type { CleanupArchiveFormat } from './core/archive-sink.js';
 import { runCleanup, type CleanupOutcome } from './core/cleanup.js';
 import { removeLeftoverTemporaries } from './core/durable.js';
 import { isDirectory, logNames } from './core/layout.js';
 import { acquireRunLock } from './core/lock.js';
+import { readCleanupHistory, type CleanupHistoryRecord } from './core/history.js';
 import type { Logger } from './core/logger.js';
+import { ScanIndex } from './core/scan-index.js';
+import { collectStats, type StatsReport } from './core/stats.js';
 
 export interface CleanupCall {
   profile?: string | undefined;
   dryRun: boolean;
   lockTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
+  /** The client address for HTTP, `cli` for the command line; recorded in the cleanup history. */
+  requestedBy: string;
+  /** Format of the archive of deleted records, written before they are deleted. */
+  archive?: CleanupArchiveFormat | undefined;
 }
 
-export class AuditRetention {
-  constructor(readonly settings: Settings) {}
+/** Events of the service, for observers such as the metrics plugin. */
+export interface ServiceEvents {
+  cleanup: [outcome: CleanupOutcome];
+}
+
+export class AuditRetention extends EventEmitter<ServiceEvents> {
+  /** Scan index per log path, loaded once and shared by stats and cleanups of this process. */
+  private readonly indexes = new Map<string, Promise<ScanIndex>>();
+
+  constructor(readonly settings: Settings) {
+    super();
+  }
+
+  private indexFor(profile: ProfileSettings): Promise<ScanIndex> {
+    let index = this.indexes.get(profile.logPath);
+    if (index === undefined) {
+      index = ScanIndex.load(profile.logPath);
+      this.indexes.set(profile.logPath, index);
+    }
+    return index;
+  }
+
+  /** Directory of a profile's archives: `archive/PROFILE` under the export directory. */
+  archiveDirectory(profile: ProfileSettings): string {
+    return join(this.settings.exportDirectory, 'archive', profile.name);
+  }
+
+  /** Returns the cleanup history of a profile, newest first. */
+  async history(call: { profile?: string | undefined; limit: number }): Promise<{ profile: string; records: CleanupHistoryRecord[] }> {
+    const profile = this.profile(call.profile);
+    return { profile: profile.name, records: await readCleanupHistory(profile.logPath, call.limit) };
+  }
+
+  async stats(call: { profile?: string | undefined; logger?: Logger | undefined }): Promise<StatsReport> {
+    const profile = this.profile(call.profile);
+    return collectStats({ profile, nowMs: this.now(), index: await this.indexFor(profile), logger: call.logger });
+  }
 
   /** Returns the current instant in epoch ms: AUDIT_RETENTION_NOW when set, else the system clock. */
   now(): number {
@@ -31,13 +77,18 @@ export class AuditRetention {
 
   async cleanup(call: CleanupCall): Promise<CleanupOutcome> {
     const profile = this.profile(call.profile);
-    return runCleanup({
+    const outcome = await runCleanup({
       profile,
       dryRun: call.dryRun,
       nowMs: this.now(),
       lockTimeoutMs: call.lockTimeoutMs,
       logger: call.logger,
+      requestedBy: call.requestedBy,
+      archive: call.archive === undefined ? undefined : { format: call.archive, directory: this.archiveDirectory(profile) },
+      index: profile.enabled ? await this.indexFor(profile) : null,
     });
+    this.emit('cleanup', outcome);
+    return outcome;
   }
 
   /**

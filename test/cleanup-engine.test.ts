@@ -146,7 +146,7 @@ test('fully expired file is removed', async (t) => {
 
   assert.equal(outcome.files[0]!.action, 'removed');
   const visible = (await readdir(setup.logDirectory)).filter((name) => !name.startsWith('.')).sort();
-  assert.deepEqual(visible, ['logs-20261201T000000.jsonl', 'logs.jsonl.lock']);
+  assert.deepEqual(visible, ['logs-20261201T000000.jsonl', 'logs.jsonl.lock', 'logs_cleanup.jsonl']);
   assert.equal(outcome.totalDeleted, 2);
 });
 

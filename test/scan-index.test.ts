@@ -1,6 +1,6 @@
 /**
  * The scan index: unchanged files are decided without reading, and every change to
- * a file makes the next run read it again and get the same answer as without index.
+ * a file makes the next run read it again and get the same result as without index.
  */
 
 import assert from 'node:assert/strict';
@@ -62,7 +62,7 @@ test('index follows a later clock', async (t) => {
   const setup = await setupLog(t);
   await run(setup, true);
 
-  // Within the remembered day after the cutoff, the index still answers, and exactly.
+  // Within the remembered day after the cutoff, the index still decides, and exactly.
   for (const laterMs of [NOW_MS + 1, NOW_MS + 3_600_000, NOW_MS + 12 * 3_600_000 + 1, NOW_MS + DAY_MS - 1]) {
     const cached = await run(setup, true, laterMs);
     const scanned = await run(setup, true, laterMs, false);
@@ -90,7 +90,7 @@ test('real run removes indexed expired file', async (t) => {
   assert.deepEqual(deleted(real), { 'mxcp.endpoints:1': 2 + 48 });
 });
 
-/** Each change must send the file back to a scan and give the answer of a run without index. */
+/** Each change must send the file back to a scan and give the result of a run without index. */
 const CHANGES: [label: string, change: (path: string) => Promise<void>][] = [
   ['append a record', (path) => appendFile(path, recordLine({ timestamp: daysAgo(400) }))],
   ['append a partial line', (path) => appendFile(path, '{"timestamp": "2020-01-01T00:00:00Z"')],

@@ -13,6 +13,7 @@ import { ErrorCode, RetentionError } from '../core/errors.js';
 import { parseRetentionValue, type RetentionDays } from '../core/retention.js';
 import { parseIsoString } from '../core/timestamp.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MAX_FILE_SIZE, DEFAULT_SIZE_WARNING_BYTES } from './defaults.js';
+import { DEFAULT_FSYNC_POLICY, DEFAULT_MAX_BATCH_BYTES } from './defaults.js';
 import type { AuditSection, ConfigFile, Environment } from './schema.js';
 
 /** JSON Schemas written by the build from src/config/schema.ts; see scripts/emit-config-schemas.ts. */
@@ -71,6 +72,10 @@ export interface ProfileSettings {
   lockTimeoutMs: number;
   sizeWarningBytes: number;
   maxFileSize: number;
+  /** Fsync policy of the writer: always, interval or none. */
+  fsync: 'always' | 'interval' | 'none';
+  /** Maximum body of POST /records, in bytes. */
+  maxBatchBytes: number;
 }
 
 export interface Settings {
@@ -257,6 +262,8 @@ function resolveProfile(
     lockTimeoutMs: audit?.lock_timeout_ms ?? DEFAULT_LOCK_TIMEOUT_MS,
     sizeWarningBytes: audit?.size_warning_bytes ?? DEFAULT_SIZE_WARNING_BYTES,
     maxFileSize: audit?.max_file_size ?? DEFAULT_MAX_FILE_SIZE,
+    fsync: audit?.fsync ?? DEFAULT_FSYNC_POLICY,
+    maxBatchBytes: audit?.max_batch_bytes ?? DEFAULT_MAX_BATCH_BYTES,
   };
 }
 

@@ -7,6 +7,9 @@
 
 import { Type, type Static } from 'typebox';
 
+// Modules that must not load TypeBox import these from defaults.js directly.
+export { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MAX_FILE_SIZE, DEFAULT_SIZE_WARNING_BYTES } from './defaults.js';
+
 /** Whole days of at least 1, or `forever`. Checked first by hand so that the message names the schema. */
 const RetentionValue = Type.Union([Type.Integer({ minimum: 1 }), Type.Literal('forever')]);
 
@@ -22,6 +25,8 @@ export const AuditSection = Type.Object(
     lock_timeout_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
     size_warning_bytes: Type.Optional(Type.Integer({ minimum: 0 })),
     max_file_size: Type.Optional(Type.Integer({ minimum: 1024 })),
+    fsync: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('interval'), Type.Literal('none')])),
+    max_batch_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 256 * 1024 ** 2 })),
   },
   { additionalProperties: true },
 );

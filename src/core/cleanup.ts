@@ -4,14 +4,18 @@
  * so both report the same deletions for the same files and clock.
  */
 
-import { realpath } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 import type { ProfileSettings } from '../config/load.js';
-import { removeLeftoverTemporaries } from './durable.js';
+import { ArchiveSink, archiveName, newRunId, publishLeftoverStaging, type CleanupArchiveFormat } from './archive-sink.js';
+import { fsyncDirectory, removeLeftoverTemporaries } from './durable.js';
 import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js';
-import { DEFAULT_CHUNK_BYTES, applyCachedTally, cleanupFile, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
-import { discoverLayout, type LogFile, type SkippedFile } from './layout.js';
+import { DEFAULT_CHUNK_BYTES, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
+import { appendCleanupRecord, DeletedLinesDigest, type CleanupHistoryRecord } from './history.js';
+import { cleanupHistoryPathFor, discoverLayout, type LogFile, type SkippedFile } from './layout.js';
+import { cleanupResponse } from './report.js';
 import type { FileTally } from './line-processor.js';
 import { ScanIndex, fileState, freshness, summaryFromScan, tallyFromSummary, type FileState } from './scan-index.js';
 import { acquireRunLock, LogLock } from './lock.js';
@@ -42,6 +46,10 @@ export interface CleanupRequest {
    * null turns the index off, so every file is read.
    */
   index?: ScanIndex | null | undefined;
+  /** Who asked, for the cleanup history: the client address for HTTP, `cli` for the command line. */
+  requestedBy?: string | undefined;
+  /** Archive the deleted records before deleting them, in this format, under `archiveDirectory`. */
+  archive?: { format: CleanupArchiveFormat; directory: string } | undefined;
 }
 
 export interface CleanupOutcome {
@@ -65,6 +73,8 @@ export interface CleanupOutcome {
   error: RetentionError | null;
   leftoversRemoved: string[];
   schemasFileIgnoredLines: number;
+  /** The archive this run wrote, when it archived deleted records. */
+  archive: { path: string; format: string; records: number; bytes: number } | null;
   durationMs: number;
 }
 
@@ -93,6 +103,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     error: null,
     leftoversRemoved: [],
     schemasFileIgnoredLines: 0,
+    archive: null,
     durationMs: 0,
   };
 
@@ -125,6 +136,10 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   const scanner = new LineScanner(scannerOptions);
   const index = request.index === undefined ? await ScanIndex.load(profile.logPath) : request.index;
 
+  const runId = newRunId();
+  const digest = dryRun ? null : new DeletedLinesDigest();
+  let archiveSink: ArchiveSink | null = null;
+  let archiveFailure: RetentionError | null = null;
   let helper: ScanHelper | null = null;
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
@@ -138,6 +153,14 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         logger?.warn({ profile: profile.name, files: outcome.leftoversRemoved }, 'removed temporary files of an interrupted cleanup');
       }
       lock = await LogLock.open(layout.lockPath, request.lockTimeoutMs ?? profile.lockTimeoutMs);
+      if (request.archive !== undefined) {
+        await publishLeftoverStaging(request.archive.directory, logger).catch((error: unknown) => {
+          throw fromFileSystemError(error, 'publish leftover archive staging files in', request.archive!.directory);
+        });
+        archiveSink = await ArchiveSink.create(request.archive.directory, runId).catch((error: unknown) => {
+          throw fromFileSystemError(error, 'create the archive staging file in', request.archive!.directory);
+        });
+      }
     }
     // /proc shows resolved paths, so the probe compares with the directory's real path.
     const realDirectory = await realpath(layout.directory);
@@ -166,10 +189,16 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       openWriters,
       writerProbe,
       countFacets,
+      deletedLines: digest === null ? null : bothSinks(digest, archiveSink),
     };
 
     for (const [position, plan] of plans.entries()) {
+      digest?.beginFile();
+      archiveSink?.beginFile();
       const result = await runPlan(plan, options, index);
+      const committed = result.action === 'rewritten' || result.action === 'removed';
+      digest?.endFile(committed);
+      await archiveSink?.endFile(committed, committed ? result.tally.expired : 0);
       outcome.files.push(result);
 
       if (result.skipReason !== null) {
@@ -189,15 +218,128 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       index.retainOnly(new Set(layout.files.map((file) => file.name)));
       await index.save();
     }
+    if (archiveSink !== null) {
+      try {
+        outcome.archive = await publishArchive(archiveSink, request.archive!, profile, nowMs, runId, logger);
+      } catch (error) {
+        archiveFailure = fromFileSystemError(error, 'write the archive in', request.archive!.directory);
+        logger?.error({ profile: profile.name, err: archiveFailure }, 'archive not written');
+      }
+    }
   } finally {
+    await archiveSink?.close();
     await helper?.close();
     await lock?.close();
     await releaseRunLock?.();
   }
 
   summarize(outcome, rules);
+  if (archiveFailure !== null) {
+    outcome.status = 'error';
+    outcome.error ??= archiveFailure;
+  }
   outcome.durationMs = Math.round(performance.now() - startedAt);
+  if (digest !== null) {
+    await recordInHistory(outcome, digest, request.requestedBy ?? 'library', logger);
+  }
   return outcome;
+}
+
+/** Feeds deleted lines to the digest and, when archiving, to the archive's staging file. */
+function bothSinks(digest: DeletedLinesDigest, archive: ArchiveSink | null): DeletedLinesSink {
+  if (archive === null) {
+    return digest;
+  }
+  return {
+    add(bytes) {
+      digest.add(bytes);
+      archive.add(bytes);
+    },
+    flush: () => archive.flush(),
+  };
+}
+
+/**
+ * Turns the staging file into the run's archive: renamed as it is for `jsonl`, or
+ * converted by DuckDB for `parquet` and `duckdb`. A run that deleted nothing leaves
+ * no archive. If the conversion fails, the staging file is published as `.jsonl`,
+ * because the records in it are no longer in the log.
+ */
+async function publishArchive(
+  sink: ArchiveSink,
+  archive: { format: CleanupArchiveFormat; directory: string },
+  profile: ProfileSettings,
+  nowMs: number,
+  runId: string,
+  logger: Logger | undefined,
+): Promise<CleanupOutcome['archive']> {
+  await sink.flush();
+  if (sink.records === 0) {
+    await unlink(sink.stagingPath).catch(() => undefined);
+    return null;
+  }
+
+  const name = archiveName(profile.name, nowMs, runId, archive.format);
+  const path = join(archive.directory, name);
+  if (archive.format === 'jsonl') {
+    await rename(sink.stagingPath, path);
+  } else {
+    try {
+      const { writeArchive } = await import('./export/archive.js');
+      await writeArchive(sink.stagingPath, archive.format, path, {
+        timestampField: profile.timestampField,
+        timestampUnit: profile.timestampUnit,
+        expectedRecords: sink.records,
+        logger,
+      });
+      await unlink(sink.stagingPath);
+    } catch (error) {
+      const fallback = join(archive.directory, archiveName(profile.name, nowMs, runId, 'jsonl'));
+      await rename(sink.stagingPath, fallback);
+      await fsyncDirectory(archive.directory);
+      throw fromFileSystemError(error, `convert the archive to ${archive.format}; the deleted records are in ${fallback}. Could not write`, path);
+    }
+  }
+  await fsyncDirectory(archive.directory);
+  const { size } = await stat(path);
+  return { path, format: archive.format, records: sink.records, bytes: size };
+}
+
+/**
+ * Appends the run to the cleanup history. A history that cannot be written turns the
+ * run into an error, because deletions without their audit record must not pass
+ * silently; the deletions themselves stand.
+ */
+async function recordInHistory(outcome: CleanupOutcome, digest: DeletedLinesDigest, requestedBy: string, logger: Logger | undefined): Promise<void> {
+  const response = cleanupResponse(outcome);
+  const details = response.details!;
+  const record: CleanupHistoryRecord = {
+    at: new Date(outcome.nowMs).toISOString(),
+    run_id: randomUUID(),
+    profile: outcome.profile,
+    requested_by: requestedBy,
+    status: outcome.status === 'error' ? 'error' : 'success',
+    message: response.message,
+    cutoffs: Object.fromEntries(
+      Object.entries(details.cutoffs).map(([key, cutoff]) => [key, { retention_days: cutoff.retention_days, cutoff: cutoff.cutoff }]),
+    ),
+    deleted_per_schema: Object.fromEntries(outcome.deletedPerSchema),
+    deleted: outcome.totalDeleted,
+    files_rewritten: details.files_rewritten,
+    files_removed: details.files_removed,
+    bytes_freed: details.bytes_freed,
+    archive: outcome.archive === null ? null : { path: outcome.archive.path, records: outcome.archive.records },
+    deleted_sha256: digest.digest(),
+    duration_ms: outcome.durationMs,
+  };
+  try {
+    await appendCleanupRecord(outcome.logPath, record);
+  } catch (error) {
+    const failure = fromFileSystemError(error, 'append to the cleanup history', cleanupHistoryPathFor(outcome.logPath));
+    logger?.error({ profile: outcome.profile, err: failure }, 'cleanup history not written');
+    outcome.status = 'error';
+    outcome.error ??= failure;
+  }
 }
 
 /** One file's state before the run, and the tally its index entry gives when that suffices. */

@@ -24,6 +24,10 @@ export const ErrorCode = {
   CLEANUP_RUNNING: 'AR_CLEANUP_RUNNING',
   /** An export destination exists and overwrite was not requested. */
   DESTINATION_EXISTS: 'AR_DESTINATION_EXISTS',
+  /** DuckDB could not write an export from records the scanner accepted. */
+  EXPORT_FAILED: 'AR_EXPORT_FAILED',
+  /** Records were sent to a profile whose audit logging is disabled. */
+  AUDIT_DISABLED: 'AR_AUDIT_DISABLED',
   /** Another process held the log's lock file for longer than the lock timeout. */
   LOG_LOCKED: 'AR_LOG_LOCKED',
   /** A write failed with ENOSPC or EDQUOT. */

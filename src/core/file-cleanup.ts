@@ -85,6 +85,35 @@ export interface FileCleanupOptions {
   openWriters: OpenWriters;
   /** Real paths of the log directory and lock file, for the /proc check of writers that do not lock. */
   writerProbe: { directory: string; lockPath: string };
+  /**
+   * Receives the bytes of every deleted line of this file, in file order, in a real
+   * run: a hash for the cleanup history, and the archive's staging file.
+   */
+  deletedLines?: DeletedLinesSink | null | undefined;
+}
+
+/** Consumer of deleted lines; `flush` makes them durable before the file is replaced. */
+export interface DeletedLinesSink {
+  add(bytes: Uint8Array): void;
+  flush(): Promise<void>;
+}
+
+/** Hands the deleted lines of `bytes[start, end)`, the gaps between the kept runs, to the run's sink. */
+function passDeletedLines(options: FileCleanupOptions, bytes: Uint8Array, keptRuns: readonly number[], start: number, end: number): void {
+  const sink = options.deletedLines;
+  if (sink == null) {
+    return;
+  }
+  let gapStart = start;
+  for (let index = 0; index < keptRuns.length; index += 2) {
+    if (keptRuns[index]! > gapStart) {
+      sink.add(bytes.subarray(gapStart, keptRuns[index]!));
+    }
+    gapStart = keptRuns[index + 1]!;
+  }
+  if (end > gapStart) {
+    sink.add(bytes.subarray(gapStart, end));
+  }
 }
 
 /** Thrown inside a job when the file must be left untouched; not an error of the run. */
@@ -222,6 +251,8 @@ abstract class FileJob {
 
   /** Replaces the original with the finished temporary file, or removes it when nothing is kept. */
   protected async replaceOriginal(keepNothing: boolean): Promise<void> {
+    // Deleted lines reach the archive's disk before the file that held them changes.
+    await this.options.deletedLines?.flush();
     if (keepNothing) {
       this.stage = 'remove';
       await unlink(this.file.path);
@@ -394,6 +425,9 @@ class PlainFileJob extends FileJob {
         const { deleted, keptRuns } = await this.decideLines(buffer, start, lastLineFeed + 1);
         if (deleted > 0 || this.outputStarted) {
           this.queueRuns(buffer, keptRuns, this.bufferOffset, start);
+        }
+        if (deleted > 0) {
+          passDeletedLines(this.options, buffer, keptRuns, start, lastLineFeed + 1);
         }
       }
 
@@ -597,6 +631,9 @@ class GzipFileJob extends FileJob {
       return this.options.lock!.hold(this.file.path, async (waitedMs) => {
         this.lockWaitMs = waitedMs;
         await this.checkStillInPlace(identity, this.bytesBefore, null);
+        if (this.options.deletedLines != null) {
+          await readContentInto(this.file, tally.bomBytes, this.options.deletedLines);
+        }
         await this.replaceOriginal(true);
         await this.closeSource();
         return this.result('removed', 0);
@@ -656,8 +693,11 @@ class GzipFileJob extends FileJob {
       if (lastLineFeed < 0) {
         return;
       }
-      processor.processLines(buffer, 0, lastLineFeed + 1);
+      const deleted = processor.processLines(buffer, 0, lastLineFeed + 1);
       const runs = processor.keptRuns;
+      if (kept !== null && deleted > 0) {
+        passDeletedLines(this.options, buffer, runs, 0, lastLineFeed + 1);
+      }
       const slices: Buffer[] = [];
       for (let index = 0; index < runs.length; index += 2) {
         slices.push(buffer.subarray(runs[index], runs[index + 1]));
@@ -774,11 +814,36 @@ export async function applyCachedTally(file: LogFile, state: FileState, tally: F
       if (writersNow.writersOf(state).length > 0) {
         return null;
       }
+      if (options.deletedLines != null) {
+        // Every line of this file is an expired record, so its content, the mark excluded, is the deleted lines.
+        await readContentInto(file, tally.bomBytes, options.deletedLines);
+        await options.deletedLines.flush();
+      }
       await unlink(file.path);
       await fsyncDirectory(dirname(file.path));
       return { ...result('removed', 0), lockWaitMs: waitedMs };
     });
   } catch (error) {
     return { ...result('failed', state.size), error: fromFileSystemError(error, 'remove', file.path) };
+  }
+}
+
+/** Feeds the decompressed content of `file` after its first `skipBytes` to `sink`. */
+async function readContentInto(file: LogFile, skipBytes: number, sink: DeletedLinesSink): Promise<void> {
+  const handle = await open(file.path, 'r');
+  try {
+    const raw = handle.createReadStream({ autoClose: false, start: 0 });
+    const stream = file.gzip ? raw.pipe(createGunzip()) : raw;
+    let skip = skipBytes;
+    for await (const piece of stream as AsyncIterable<Buffer>) {
+      if (skip >= piece.length) {
+        skip -= piece.length;
+        continue;
+      }
+      sink.add(piece.subarray(skip));
+      skip = 0;
+    }
+  } finally {
+    await handle.close();
   }
 }

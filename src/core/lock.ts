@@ -91,7 +91,7 @@ export class LogLock {
     if (waitedMs < 0) {
       throw new RetentionError(
         ErrorCode.LOG_LOCKED,
-        `Log file locked: ${filePath}. Another process held ${this.path} for more than ${this.timeoutMs} ms; retry later or raise lockTimeoutMs.`,
+        `Log file locked: ${filePath}. Another process held ${this.path} for more than ${this.timeoutMs} ms; retry later, or raise lock_timeout_ms in the config (lockTimeoutMs for one request).`,
         { retryAfterSeconds: Math.max(1, Math.ceil(this.timeoutMs / 1000)) },
       );
     }

@@ -126,6 +126,11 @@ export class OpenWriters {
     return new OpenWriters(byFile);
   }
 
+  /** A snapshot that lists no writer, for read-only callers such as stats. */
+  static none(): OpenWriters {
+    return new OpenWriters(new Map());
+  }
+
   writersOf(file: FileIdentity): OpenWriter[] {
     return this.byFile.get(identityKey(file)) ?? [];
   }

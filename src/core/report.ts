@@ -4,6 +4,7 @@
  */
 
 import type { CleanupDetails, CleanupErrorResponse, CleanupResponse, FileDetail } from '../schemas/cleanup.js';
+import type { StatsResponse } from '../schemas/stats.js';
 import type { CleanupOutcome } from './cleanup.js';
 import { UNKNOWN_SCHEMA_KEY, compareKeys } from './retention.js';
 import { formatInstant } from './timestamp.js';
@@ -119,6 +120,7 @@ function cleanupDetails(outcome: CleanupOutcome): CleanupDetails {
     partial_last_lines: files.filter((file) => file.partial_last_line).map((file) => file.path),
     leftover_temporaries_removed: outcome.leftoversRemoved,
     schemas_file_ignored_lines: outcome.schemasFileIgnoredLines,
+    archive: outcome.archive,
     files,
   };
 }
@@ -173,5 +175,50 @@ function dryRunText(outcome: CleanupOutcome): string {
     lines.push(`  ${group.name} (retention: ${group.retentionDays} days): ${group.count} records`);
   }
   lines.push('', `Total records that would be deleted: ${outcome.totalDeleted}`, '', 'Run without --dry-run to actually delete these records.');
+  return `${lines.join('\n')}\n`;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function countLines(counts: Record<string, number>): string[] {
+  const entries = Object.entries(counts);
+  return entries.length === 0 ? ['  (none)'] : entries.map(([key, count]) => `  ${key}: ${count}`);
+}
+
+/** Formats the text output of `audit-retention stats`, for people; scripts use --json. */
+export function statsText(report: StatsResponse): string {
+  if (!report.enabled) {
+    return `Audit logging is not enabled for profile '${report.profile}'\n`;
+  }
+  const lines = [
+    `Profile: ${report.profile}`,
+    `Records: ${report.total_records} (malformed lines: ${report.malformed_lines}, blank lines: ${report.blank_lines})`,
+    `Size: ${formatBytes(report.total_bytes)} in ${report.files.length} files${report.size_warning ? `, above the warning threshold of ${formatBytes(report.size_warning_bytes)}` : ''}`,
+    `Earliest: ${report.earliest_timestamp ?? '-'}`,
+    `Latest: ${report.latest_timestamp ?? '-'}`,
+    '',
+    'Records by schema:',
+    ...countLines(report.by_schema),
+    '',
+    'Expired, deleted by the next cleanup:',
+    ...countLines(report.expired_per_schema),
+    '',
+    `Last cleanup: ${report.last_cleanup === null ? 'none yet' : `${report.last_cleanup.at}, ${report.last_cleanup.status}, ${report.last_cleanup.deleted} records deleted`}`,
+    '',
+    'Files:',
+    ...report.files.map(
+      (file) =>
+        `  ${file.path}: ${file.records} records, ${formatBytes(file.bytes)}, ${file.earliest_timestamp ?? '-'} to ${file.latest_timestamp ?? '-'}${file.active ? ', active' : ''}`,
+    ),
+  ];
   return `${lines.join('\n')}\n`;
 }

@@ -23,7 +23,7 @@ const EDGE_BYTES = 4096;
 /** Version of the on-disk format; an index of another version is ignored and rebuilt. */
 const INDEX_FORMAT = 1;
 
-/** What a scan found for one schema key in one file, at the cutoff that scan used. */
+/** Counts of one schema key in one file, found by a scan at the cutoff it used. */
 export interface SchemaSummary {
   schemaName: string | null;
   schemaVersion: number;
@@ -228,7 +228,16 @@ export class ScanIndex {
   private readonly entries = new Map<string, FileSummary>();
   private dirty = false;
 
-  private constructor(readonly logPath: string, readonly path: string) {}
+  private constructor(
+    readonly logPath: string,
+    /** Path of the saved index; null for an index that lives in memory only. */
+    readonly path: string | null,
+  ) {}
+
+  /** An empty index that is never saved, for a run that must read every file. */
+  static inMemory(logPath: string): ScanIndex {
+    return new ScanIndex(logPath, null);
+  }
 
   static pathFor(logPath: string): string {
     return join(dirname(logPath), `.${basename(logPath)}.audit-retention-index.json`);
@@ -236,8 +245,9 @@ export class ScanIndex {
 
   /** Loads the saved index of `logPath`; a missing, unreadable or outdated one gives an empty index. */
   static async load(logPath: string): Promise<ScanIndex> {
-    const index = new ScanIndex(logPath, ScanIndex.pathFor(logPath));
-    const text = await readFile(index.path, 'utf8').catch(() => null);
+    const path = ScanIndex.pathFor(logPath);
+    const index = new ScanIndex(logPath, path);
+    const text = await readFile(path, 'utf8').catch(() => null);
     if (text === null) {
       return index;
     }
@@ -281,7 +291,7 @@ export class ScanIndex {
    * the run (a read-only log directory, say): the next run only scans more.
    */
   async save(): Promise<boolean> {
-    if (!this.dirty) {
+    if (!this.dirty || this.path === null) {
       return true;
     }
     const document: IndexDocument = { format: INDEX_FORMAT, logPath: this.logPath, files: [...this.entries.values()] };

@@ -30,10 +30,10 @@ const cleanupRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { profile, lockTimeoutMs } = request.query;
+      const { profile, lockTimeoutMs, archive } = request.query;
       const dryRun = request.query.dryRun === 'true';
 
-      const outcome = await app.retention.cleanup({ profile, dryRun, lockTimeoutMs, logger: request.log });
+      const outcome = await app.retention.cleanup({ profile, dryRun, lockTimeoutMs, archive, logger: request.log, requestedBy: request.ip });
       const body = cleanupResponse(outcome);
       request.log.info(
         { profile: outcome.profile, dryRun, status: outcome.status, deleted: outcome.totalDeleted, files: outcome.files.length, durationMs: outcome.durationMs },

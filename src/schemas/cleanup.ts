@@ -11,6 +11,12 @@ export const CleanupQuery = Type.Object(
       description: 'true reports what a real run would delete and changes nothing. Default false.',
     }),
     profile: Type.Optional(ProfileQuery),
+    archive: Type.Optional(
+      Type.Enum(['jsonl', 'parquet', 'duckdb'], {
+        description:
+          'Write the records to be deleted to one archive file in the archive directory (AUDIT_RETENTION_EXPORT_DIR/archive), synced, before deleting them. jsonl keeps their bytes as they were.',
+      }),
+    ),
     lockTimeoutMs: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -72,6 +78,10 @@ export const CleanupDetails = Type.Object(
     partial_last_lines: Type.Array(Type.String()),
     leftover_temporaries_removed: Type.Array(Type.String()),
     schemas_file_ignored_lines: Type.Integer(),
+    archive: Type.Union(
+      [Type.Object({ path: Type.String(), format: Type.String(), records: Type.Integer(), bytes: Type.Integer() }), Type.Null()],
+      { description: 'The archive of the deleted records, when the run archived and deleted any.' },
+    ),
     files: Type.Array(FileDetail),
   },
   { description: 'Facts beyond the documented three keys.' },

@@ -19,6 +19,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.PROFILE_NOT_FOUND]: 404,
   [ErrorCode.CLEANUP_RUNNING]: 409,
   [ErrorCode.DESTINATION_EXISTS]: 409,
+  [ErrorCode.EXPORT_FAILED]: 500,
+  [ErrorCode.AUDIT_DISABLED]: 409,
   [ErrorCode.LOG_LOCKED]: 423,
   [ErrorCode.DISK_FULL]: 507,
   [ErrorCode.CONFIG_INVALID]: 500,
