@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { buildApp } from '../src/app.js';
+import { serve } from '../src/serve.js';
 import { loadSettings } from '../src/config/load.js';
 import { generateAuditLog } from './generate-audit-log.js';
 
@@ -59,40 +59,7 @@ async function writeDemoFiles(): Promise<void> {
 /** Starts the service as `audit-retention serve` does, with the demo config. */
 async function serveDemo(): Promise<void> {
   const settings = loadSettings({ configPath: CONFIG_PATH });
-  const app = await buildApp(settings);
-  for (const warning of settings.warnings) {
-    app.log.warn({ configPath: settings.configPath }, warning);
-  }
-  if (settings.adminToken === undefined && !LOOPBACK_HOSTS.includes(settings.host)) {
-    app.log.warn({ host: settings.host }, 'listening beyond loopback without AUDIT_RETENTION_ADMIN_TOKEN: anyone who reaches the port can delete records');
-  }
-
-  await app.retention.removeCrashLeftovers(app.log);
-
-  let closing = false;
-  const stop = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, 'service stopping');
-    app.close().then(
-      () => {
-        app.log.info({}, 'service stopped');
-        process.exitCode = 0;
-      },
-      (error: unknown) => {
-        app.log.error({ err: error }, 'service stopped with an error');
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-
-  await app.listen({ host: settings.host, port: settings.port });
-  app.log.info(
-    { host: settings.host, port: settings.port, configPath: settings.configPath, profiles: [...settings.profiles.keys()] },
-    'service started',
-  );
+  const app = await serve(settings);
 
   // PORT=0 picks a free port, so the hint takes the port actually bound.
   const { port } = app.server.address() as AddressInfo;

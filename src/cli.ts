@@ -127,48 +127,8 @@ async function loadBuildApp() {
 }
 
 async function serve(settings: Settings): Promise<void> {
-  const buildApp = await loadBuildApp();
-  const app = await buildApp(settings);
-  for (const warning of settings.warnings) {
-    app.log.warn({ configPath: settings.configPath }, warning);
-  }
-  if (settings.fixedNowMs !== undefined) {
-    app.log.warn({ now: new Date(settings.fixedNowMs).toISOString() }, 'AUDIT_RETENTION_NOW fixes the clock; cleanups use it instead of the system time');
-  }
-  if (settings.adminToken === undefined && !['127.0.0.1', '::1', 'localhost'].includes(settings.host)) {
-    app.log.warn({ host: settings.host }, 'listening beyond loopback without AUDIT_RETENTION_ADMIN_TOKEN: anyone who reaches the port can delete records');
-  }
-
-  await app.retention.removeCrashLeftovers(app.log);
-
-  let closing = false;
-  const stop = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, 'service stopping');
-    app.close().then(
-      () => {
-        app.log.info({}, 'service stopped');
-        process.exitCode = 0;
-      },
-      (error: unknown) => {
-        app.log.error({ err: error }, 'service stopped with an error');
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-  // logrotate's postrotate sends SIGHUP: each writer chooses its log file again at its next batch.
-  process.on('SIGHUP', () => {
-    app.log.info({ signal: 'SIGHUP', writers: app.writers.reopenAll() }, 'reopening log files');
-  });
-
-  await app.listen({ host: settings.host, port: settings.port });
-  app.log.info(
-    { host: settings.host, port: settings.port, configPath: settings.configPath, profiles: [...settings.profiles.keys()] },
-    'service started',
-  );
+  const { serve: startService } = await import('./serve.js');
+  await startService(settings);
 }
 
 async function cleanup(settings: Settings, options: ReturnType<typeof parseCommandLine>['options']): Promise<number> {

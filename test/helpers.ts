@@ -1,6 +1,6 @@
 /** Shared fixtures: temporary log directories, record lines, settings and the CLI as a child process. */
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { isUtf8 } from 'node:buffer';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -168,4 +168,27 @@ function expiredKey(line: Buffer, retention: ReferenceRetention, nowMs: number):
   const days = name === null ? retention.defaultDays : (retention.bySchema[name] === undefined ? retention.defaultDays : retention.bySchema[name]!);
   if (days === null || instant >= nowMs - days * DAY_MS) return null;
   return name === null ? 'unknown' : `${name}:${version}`;
+}
+
+/**
+ * Creates a directory `audit` on a fresh tmpfs of `sizeKiB`, inside a temporary
+ * directory that is unmounted and removed when the test ends. Returns null where
+ * mounting is not permitted (not root), and the caller skips.
+ */
+export async function smallFileSystem(t: TestContext, sizeKiB: number): Promise<{ directory: string; logDirectory: string } | null> {
+  const directory = await mkdtemp(join(tmpdir(), 'audit-retention-full-'));
+  const logDirectory = join(directory, 'audit');
+  await mkdir(logDirectory);
+  let mounted = false;
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k`, 'tmpfs', logDirectory], { stdio: 'ignore' });
+    mounted = true;
+  } catch {
+    // Not permitted here; the caller skips.
+  }
+  t.after(async () => {
+    if (mounted) execFileSync('umount', ['-l', logDirectory]);
+    await rm(directory, { recursive: true, force: true });
+  });
+  return mounted ? { directory, logDirectory } : null;
 }

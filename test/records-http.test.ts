@@ -1,10 +1,9 @@
 /** POST /records through the real HTTP server, with supertest, real files and a real full disk where root may mount one. */
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
@@ -16,7 +15,7 @@ import { Value } from 'typebox/value';
 import { buildApp } from '../src/app.js';
 import { ErrorResponse } from '../src/schemas/common.js';
 import { RecordsResponse } from '../src/schemas/records.js';
-import { NOW, daysAgo, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+import { NOW, daysAgo, recordLine, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
 
 async function startApp(t: TestContext, configPath: string, env: Record<string, string> = {}): Promise<FastifyInstance> {
   const app = await buildApp(testSettings(configPath, env));
@@ -161,15 +160,6 @@ test('held lock answers 423', async (t) => {
   assert.equal(response.headers['retry-after'], '1');
 });
 
-/** Mounts a tmpfs of `sizeKiB` at `path`; returns false where mounting is not permitted. */
-function mountTmpfs(path: string, sizeKiB: number): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k`, 'tmpfs', path], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Fills the file system of `path` with one file and returns its size in bytes. */
 async function fillDisk(path: string): Promise<number> {
@@ -191,18 +181,12 @@ async function fillDisk(path: string): Promise<number> {
 }
 
 test('full disk answers 507 without a partial line', async (t) => {
-  const directory = await mkdtemp(join(tmpdir(), 'audit-retention-full-'));
-  const logDirectory = join(directory, 'audit');
-  await mkdir(logDirectory);
-  const mounted = mountTmpfs(logDirectory, 256);
-  t.after(async () => {
-    if (mounted) execFileSync('umount', ['-l', logDirectory]);
-    await rm(directory, { recursive: true, force: true });
-  });
-  if (!mounted) {
+  const fileSystem = await smallFileSystem(t, 256);
+  if (fileSystem === null) {
     t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
     return;
   }
+  const { directory, logDirectory } = fileSystem;
   const configPath = await writeConfig(directory);
   const logPath = join(logDirectory, 'logs.jsonl');
   const existing = recordLine({ timestamp: daysAgo(1) });

@@ -4,9 +4,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
@@ -14,7 +13,7 @@ import { test, type TestContext } from 'node:test';
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { ErrorCode } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
-import { NOW_MS, daysAgo, defaultProfile, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+import { NOW_MS, daysAgo, defaultProfile, recordLine, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
 
 /** Starts a Node child that runs `source` and resolves once it prints "ready". */
 async function startChild(t: TestContext, source: string, args: string[]): Promise<ChildProcess> {
@@ -132,29 +131,14 @@ test('lock held too long answers locked', async (t) => {
   assert.equal(await readFile(second, 'utf8'), content);
 });
 
-/** Mounts a tmpfs of `sizeKiB` at `path`; returns false where mounting is not permitted. */
-function mountTmpfs(path: string, sizeKiB: number): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k`, 'tmpfs', path], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('full disk keeps the original', async (t) => {
-  const directory = await mkdtemp(join(tmpdir(), 'audit-retention-full-'));
-  const logDirectory = join(directory, 'audit');
-  await mkdir(logDirectory);
-  const mounted = mountTmpfs(logDirectory, 2048);
-  t.after(async () => {
-    if (mounted) execFileSync('umount', ['-l', logDirectory]);
-    await rm(directory, { recursive: true, force: true });
-  });
-  if (!mounted) {
+  const fileSystem = await smallFileSystem(t, 2048);
+  if (fileSystem === null) {
     t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
     return;
   }
+  const { directory, logDirectory } = fileSystem;
   const configPath = await writeConfig(directory);
 
   // 1.3 MB of which 1.2 MB stays: the copy cannot fit beside the original in 2 MiB.
