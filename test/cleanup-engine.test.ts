@@ -1,6 +1,7 @@
 /** The retention engine on real files in temporary directories. */
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -369,6 +370,9 @@ test('helper thread gives same result', async (t) => {
   assert.deepEqual(deletedObject(realRun), expected.deleted);
   assert.equal(realRun.files[0]!.tally.malformed, 5 * 3000);
   assert.deepEqual(await readFile(path), expected.kept);
+  // With the helper, the digest of deleted lines is computed on its own thread from shared memory.
+  const history = JSON.parse(await readFile(join(setup.logDirectory, 'logs_cleanup.jsonl'), 'utf8'));
+  assert.equal(history.deleted_sha256, createHash('sha256').update(expected.deletedLines).digest('hex'));
 });
 
 test('billion-day retention keeps everything', async (t) => {

@@ -118,8 +118,13 @@ export interface ReferenceRetention {
  * returns the bytes that must remain and the deletions per schema key. Lines the
  * model cannot judge are kept, as the contract requires.
  */
-export function referenceCleanup(content: Buffer, retention: ReferenceRetention, nowMs = NOW_MS): { kept: Buffer; deleted: Record<string, number> } {
+export function referenceCleanup(
+  content: Buffer,
+  retention: ReferenceRetention,
+  nowMs = NOW_MS,
+): { kept: Buffer; deleted: Record<string, number>; deletedLines: Buffer } {
   const keptParts: Buffer[] = [];
+  const deletedParts: Buffer[] = [];
   const deleted: Record<string, number> = {};
   let start = 0;
   let first = true;
@@ -143,10 +148,11 @@ export function referenceCleanup(content: Buffer, retention: ReferenceRetention,
     } else {
       deleted[key] = (deleted[key] ?? 0) + 1;
       keptParts.push(prefix);
+      deletedParts.push(content.subarray(start + prefix.length, newline + 1));
     }
     start = newline + 1;
   }
-  return { kept: Buffer.concat(keptParts), deleted };
+  return { kept: Buffer.concat(keptParts), deleted, deletedLines: Buffer.concat(deletedParts) };
 }
 
 function expiredKey(line: Buffer, retention: ReferenceRetention, nowMs: number): string | null {

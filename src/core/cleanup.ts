@@ -12,8 +12,9 @@ import type { ProfileSettings } from '../config/load.js';
 import { ArchiveSink, archiveName, newRunId, publishLeftoverStaging, type CleanupArchiveFormat } from './archive-sink.js';
 import { fsyncDirectory, removeLeftoverTemporaries } from './durable.js';
 import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js';
-import { DEFAULT_CHUNK_BYTES, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
-import { appendCleanupRecord, DeletedLinesDigest, type CleanupHistoryRecord } from './history.js';
+import { DEFAULT_CHUNK_BYTES, READ_BUFFER_COUNT, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
+import { DeletedLinesDigest, ThreadedDigest, type RunDigest } from './digest.js';
+import { appendCleanupRecord, type CleanupHistoryRecord } from './history.js';
 import { cleanupHistoryPathFor, discoverLayout, type LogFile, type SkippedFile } from './layout.js';
 import { cleanupResponse } from './report.js';
 import type { FileTally } from './line-processor.js';
@@ -137,9 +138,10 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   const index = request.index === undefined ? await ScanIndex.load(profile.logPath) : request.index;
 
   const runId = newRunId();
-  const digest = dryRun ? null : new DeletedLinesDigest();
+  let digest: RunDigest | null = null;
   let archiveSink: ArchiveSink | null = null;
   let archiveFailure: RetentionError | null = null;
+  let deletedSha256 = '';
   let helper: ScanHelper | null = null;
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
@@ -170,13 +172,18 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     // Decide what the index can decide, so that the helper thread starts only for real scanning work.
     const plans = await Promise.all(layout.files.map((file) => planFile(file, index, rules, dryRun)));
     const bytesToScan = plans.reduce((sum, plan) => sum + (plan.cached === null && !plan.file.gzip ? plan.file.size : 0), 0);
-    if (request.scanHelper ?? (helperUseful() && bytesToScan >= MIN_HELPER_TOTAL_BYTES)) {
+    const useThreads = request.scanHelper ?? (helperUseful() && bytesToScan >= MIN_HELPER_TOTAL_BYTES);
+    if (useThreads) {
       helper = ScanHelper.start({ scanner: scannerOptions, retention: retentionInputs, nowMs, countFacets });
+    }
+    if (!dryRun) {
+      // On large logs the SHA-256 of the deleted lines runs on its own thread, off the scan's path.
+      digest = useThreads ? ThreadedDigest.start() : new DeletedLinesDigest();
     }
     const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     // The helper thread reads the chunks in place, so they live in shared memory when it runs.
     const allocate = (size: number): Buffer => (helper === null ? Buffer.allocUnsafe(size) : Buffer.from(new SharedArrayBuffer(size)));
-    const readBuffers: [Buffer, Buffer] = [allocate(chunkBytes), allocate(chunkBytes)];
+    const readBuffers = Array.from({ length: READ_BUFFER_COUNT }, () => allocate(chunkBytes));
     const options: FileCleanupOptions = {
       dryRun,
       scanner,
@@ -226,7 +233,11 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         logger?.error({ profile: profile.name, err: archiveFailure }, 'archive not written');
       }
     }
+    if (digest !== null) {
+      deletedSha256 = await digest.digest();
+    }
   } finally {
+    await digest?.close();
     await archiveSink?.close();
     await helper?.close();
     await lock?.close();
@@ -239,14 +250,14 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     outcome.error ??= archiveFailure;
   }
   outcome.durationMs = Math.round(performance.now() - startedAt);
-  if (digest !== null) {
-    await recordInHistory(outcome, digest, request.requestedBy ?? 'library', logger);
+  if (!dryRun && profile.enabled) {
+    await recordInHistory(outcome, deletedSha256, request.requestedBy ?? 'library', logger);
   }
   return outcome;
 }
 
 /** Feeds deleted lines to the digest and, when archiving, to the archive's staging file. */
-function bothSinks(digest: DeletedLinesDigest, archive: ArchiveSink | null): DeletedLinesSink {
+function bothSinks(digest: RunDigest, archive: ArchiveSink | null): DeletedLinesSink {
   if (archive === null) {
     return digest;
   }
@@ -256,6 +267,9 @@ function bothSinks(digest: DeletedLinesDigest, archive: ArchiveSink | null): Del
       archive.add(bytes);
     },
     flush: () => archive.flush(),
+    drain: async () => {
+      await digest.drain?.();
+    },
   };
 }
 
@@ -310,7 +324,7 @@ async function publishArchive(
  * run into an error, because deletions without their audit record must not pass
  * silently; the deletions themselves stand.
  */
-async function recordInHistory(outcome: CleanupOutcome, digest: DeletedLinesDigest, requestedBy: string, logger: Logger | undefined): Promise<void> {
+async function recordInHistory(outcome: CleanupOutcome, deletedSha256: string, requestedBy: string, logger: Logger | undefined): Promise<void> {
   const response = cleanupResponse(outcome);
   const details = response.details!;
   const record: CleanupHistoryRecord = {
@@ -329,7 +343,7 @@ async function recordInHistory(outcome: CleanupOutcome, digest: DeletedLinesDige
     files_removed: details.files_removed,
     bytes_freed: details.bytes_freed,
     archive: outcome.archive === null ? null : { path: outcome.archive.path, records: outcome.archive.records },
-    deleted_sha256: digest.digest(),
+    deleted_sha256: deletedSha256,
     duration_ms: outcome.durationMs,
   };
   try {

@@ -38,6 +38,12 @@ export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Read buffers in the ring: while one is scanned, the next is being read and the two
+ * before it may still be being written, so reads, scans and writes overlap.
+ */
+export const READ_BUFFER_COUNT = 4;
+
 /** gzip level of rewritten `.gz` files; 6 is the default of gzip(1) and logrotate. */
 const GZIP_LEVEL = 6;
 
@@ -75,8 +81,8 @@ export interface FileCleanupOptions {
   chunkBytes?: number | undefined;
   /** Longest line that is scanned, in bytes; MAX_LINE_BYTES unless a test lowers it. */
   maxLineBytes?: number | undefined;
-  /** Two read buffers of `chunkBytes` to reuse across files, so a run of many files allocates them once. */
-  readBuffers?: [Buffer, Buffer] | undefined;
+  /** READ_BUFFER_COUNT read buffers of `chunkBytes` to reuse across files, so a run of many files allocates them once. */
+  readBuffers?: Buffer[] | undefined;
   /** Count records by operation type, status and policy decision, for stats. */
   countFacets?: boolean | undefined;
   /** Second thread that scans half of each chunk; used when the read buffers are shared memory. */
@@ -96,24 +102,41 @@ export interface FileCleanupOptions {
 export interface DeletedLinesSink {
   add(bytes: Uint8Array): void;
   flush(): Promise<void>;
+  /** Waits while the sink lags behind; called once per chunk, so memory stays bounded. */
+  drain?(): Promise<void>;
+  /**
+   * Takes the deleted ranges of a buffer in shared memory without copying them, for
+   * a sink that reads them on another thread. The buffer is not refilled until the
+   * returned promise settles.
+   */
+  addShared?(buffer: Buffer, ranges: readonly number[]): Promise<void>;
 }
 
 /** Hands the deleted lines of `bytes[start, end)`, the gaps between the kept runs, to the run's sink. */
-function passDeletedLines(options: FileCleanupOptions, bytes: Uint8Array, keptRuns: readonly number[], start: number, end: number): void {
+function passDeletedLines(options: FileCleanupOptions, bytes: Buffer, keptRuns: readonly number[], start: number, end: number): Promise<void> | null {
   const sink = options.deletedLines;
   if (sink == null) {
-    return;
+    return null;
   }
+  const gaps: number[] = [];
   let gapStart = start;
   for (let index = 0; index < keptRuns.length; index += 2) {
     if (keptRuns[index]! > gapStart) {
-      sink.add(bytes.subarray(gapStart, keptRuns[index]!));
+      gaps.push(gapStart, keptRuns[index]!);
     }
     gapStart = keptRuns[index + 1]!;
   }
   if (end > gapStart) {
-    sink.add(bytes.subarray(gapStart, end));
+    gaps.push(gapStart, end);
   }
+
+  if (sink.addShared !== undefined && bytes.buffer instanceof SharedArrayBuffer) {
+    return sink.addShared(bytes, gaps);
+  }
+  for (let index = 0; index < gaps.length; index += 2) {
+    sink.add(bytes.subarray(gaps[index], gaps[index + 1]));
+  }
+  return null;
 }
 
 /** Thrown inside a job when the file must be left untouched; not an error of the run. */
@@ -124,7 +147,10 @@ export async function cleanupFile(file: LogFile, options: FileCleanupOptions): P
   const processor = new LineProcessor(options.scanner, options.rules, options.countFacets ?? false);
   const job = file.gzip ? new GzipFileJob(file, options, processor) : new PlainFileJob(file, options, processor);
   try {
-    return await job.run();
+    const result = await job.run();
+    // Another thread may still read the shared buffers; the next file must not refill them before it is done.
+    await job.quiesce();
+    return result;
   } catch (error) {
     await job.abort();
     const skipped = error instanceof FileSkipped;
@@ -279,6 +305,9 @@ abstract class FileJob {
     }
   }
 
+  /** Waits until no read, write or other thread still uses the shared read buffers. */
+  async quiesce(): Promise<void> {}
+
   /** Releases everything after a failure: the original stays, the temporary file goes. */
   async abort(): Promise<void> {
     await this.discardOutput();
@@ -292,8 +321,8 @@ abstract class FileJob {
 }
 
 /**
- * A plain file, read through two alternating buffers: while one is scanned, the
- * next read fills the other and the kept runs of the previous one are written.
+ * A plain file, read through a ring of buffers: while one is scanned, the next read
+ * fills the following one and the kept runs of the ones before are written.
  */
 class PlainFileJob extends FileJob {
   private readonly buffers: Buffer[];
@@ -314,12 +343,15 @@ class PlainFileJob extends FileJob {
   private outputStarted = false;
   private outputPosition = 0;
   private writes: Promise<void> = Promise.resolve();
+  /** Per buffer, the write chain as it stood after the buffer's last queued write; awaited before the buffer is refilled. */
+  private readonly bufferWrites: Promise<void>[];
   private ownership = { mode: 0o644, uid: 0, gid: 0 };
 
   constructor(file: LogFile, options: FileCleanupOptions, processor: LineProcessor) {
     super(file, options, processor);
     const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    this.buffers = options.readBuffers !== undefined ? [...options.readBuffers] : [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+    this.buffers = options.readBuffers !== undefined ? [...options.readBuffers] : Array.from({ length: READ_BUFFER_COUNT }, () => Buffer.allocUnsafe(chunkBytes));
+    this.bufferWrites = this.buffers.map(() => Promise.resolve());
   }
 
   async run(): Promise<FileResult> {
@@ -401,8 +433,8 @@ class PlainFileJob extends FileJob {
       }
 
       const nextCarry = filled - lastLineFeed - 1;
-      await this.settleWrites();
-      const other = 1 - this.current;
+      const other = (this.current + 1) % this.buffers.length;
+      await this.bufferWrites[other];
       if (nextCarry > this.buffers[other]!.length) {
         this.buffers[other] = Buffer.allocUnsafe(this.buffers[this.current]!.length);
       }
@@ -427,7 +459,12 @@ class PlainFileJob extends FileJob {
           this.queueRuns(buffer, keptRuns, this.bufferOffset, start);
         }
         if (deleted > 0) {
-          passDeletedLines(this.options, buffer, keptRuns, start, lastLineFeed + 1);
+          const passed = passDeletedLines(this.options, buffer, keptRuns, start, lastLineFeed + 1);
+          if (passed !== null) {
+            passed.catch(() => undefined);
+            this.bufferWrites[this.current] = Promise.all([this.bufferWrites[this.current], passed]).then(() => undefined);
+          }
+          await this.options.deletedLines?.drain?.();
         }
       }
 
@@ -495,7 +532,6 @@ class PlainFileJob extends FileJob {
       const larger = Buffer.allocUnsafe(buffer.length * 2);
       buffer.copy(larger, 0, 0, filled);
       this.buffers[this.current] = larger;
-      this.buffers[1 - this.current] = Buffer.allocUnsafe(larger.length);
       this.carry = filled;
       return this.readInto(this.current, filled);
     }
@@ -560,6 +596,10 @@ class PlainFileJob extends FileJob {
     });
     // Marks the chain as handled; the failure is rethrown by the next settleWrites().
     this.writes.catch(() => undefined);
+    const index = this.buffers.indexOf(buffer);
+    if (index >= 0) {
+      this.bufferWrites[index] = this.writes;
+    }
   }
 
   /** Copies the original's bytes [0, end) to the start of the output; they precede the first deletion. */
@@ -583,10 +623,15 @@ class PlainFileJob extends FileJob {
     await this.writes;
   }
 
-  /** Waits for every read and write that still uses the shared buffers, then releases the files. */
-  override async abort(): Promise<void> {
+  override async quiesce(): Promise<void> {
     await this.pendingRead.catch(() => undefined);
     await this.writes.catch(() => undefined);
+    await Promise.all(this.bufferWrites.map((pending) => pending.catch(() => undefined)));
+  }
+
+  /** Waits for every read, write and hash that still uses the shared buffers, then releases the files. */
+  override async abort(): Promise<void> {
+    await this.quiesce();
     await super.abort();
   }
 }

@@ -4,46 +4,13 @@
  * survives restarts and can be audited. The file is never a log segment.
  */
 
-import { createHash, type Hash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 
-import type { DeletedLinesSink } from './file-cleanup.js';
 import type { HistoryRecord } from '../schemas/history.js';
 import { cleanupHistoryPathFor } from './layout.js';
 
 /** One history line; its schema in src/schemas/history.ts is part of the contract with auditors. */
 export type CleanupHistoryRecord = HistoryRecord;
-
-/**
- * Computes the SHA-256 of the deleted lines of a run. Each file hashes into a copy of
- * the run's state, which becomes the run's state only when the file's change is
- * committed, so a file that failed half way leaves no trace in the digest.
- */
-export class DeletedLinesDigest implements DeletedLinesSink {
-  private runHash: Hash = createHash('sha256');
-  private fileHash: Hash | null = null;
-
-  beginFile(): void {
-    this.fileHash = this.runHash.copy();
-  }
-
-  add(bytes: Uint8Array): void {
-    this.fileHash?.update(bytes);
-  }
-
-  async flush(): Promise<void> {}
-
-  endFile(committed: boolean): void {
-    if (committed && this.fileHash !== null) {
-      this.runHash = this.fileHash;
-    }
-    this.fileHash = null;
-  }
-
-  digest(): string {
-    return this.runHash.copy().digest('hex');
-  }
-}
 
 /** Appends one record in a single write and fsyncs it, so a crash leaves whole lines only. */
 export async function appendCleanupRecord(logPath: string, record: CleanupHistoryRecord): Promise<void> {
