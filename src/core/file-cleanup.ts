@@ -139,6 +139,22 @@ function passDeletedLines(options: FileCleanupOptions, bytes: Buffer, keptRuns: 
   return null;
 }
 
+/** Weight of the newest chunk in the helper's share, so the share follows load changes within a few chunks. */
+const SHARE_SMOOTHING = 0.2;
+
+/** Moves the helper's share toward the split at which both threads finish a chunk at the same time. */
+function balanceShare(helper: ScanHelper, localBytes: number, localMs: number, remoteBytes: number, remoteMs: number): void {
+  if (localMs <= 0 || remoteMs <= 0) {
+    return;
+  }
+  const localRate = localBytes / localMs;
+  const remoteRate = remoteBytes / remoteMs;
+  const balanced = localRate / (localRate + remoteRate);
+  const share = helper.localShare * (1 - SHARE_SMOOTHING) + balanced * SHARE_SMOOTHING;
+  // Bounded, so neither thread is starved by one odd measurement.
+  helper.localShare = Math.min(0.8, Math.max(0.2, share));
+}
+
 /** Thrown inside a job when the file must be left untouched; not an error of the run. */
 class FileSkipped extends Error {}
 
@@ -487,12 +503,19 @@ class PlainFileJob extends FileJob {
       return { deleted, keptRuns: this.processor.keptRuns };
     }
 
-    const split = buffer.indexOf(LINE_FEED, start + ((end - start) >>> 1)) + 1;
+    const split = buffer.indexOf(LINE_FEED, start + Math.floor((end - start) * helper.localShare)) + 1;
+    if (split <= start || split >= end) {
+      const deleted = this.processor.processLines(buffer, start, end);
+      return { deleted, keptRuns: this.processor.keptRuns };
+    }
     const remote = helper.scanLines(memory, split, end);
     remote.catch(() => undefined);
+    const localStartedAt = performance.now();
     const localDeleted = this.processor.processLines(buffer, start, split);
+    const localMs = performance.now() - localStartedAt;
     const keptRuns = this.processor.keptRuns.slice();
-    const { deleted: remoteDeleted, keptRuns: remoteRuns } = await remote;
+    const { deleted: remoteDeleted, keptRuns: remoteRuns, scanMs: remoteMs } = await remote;
+    balanceShare(helper, split - start, localMs, end - split, remoteMs);
 
     // Join the two halves' runs where the first ends exactly where the second starts.
     let next = 0;

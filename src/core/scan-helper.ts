@@ -29,7 +29,7 @@ export type ScanHelperRequest =
   | { type: 'tally' };
 
 export type ScanHelperReply =
-  | { type: 'lines'; deleted: number; keptRuns: number[] }
+  | { type: 'lines'; deleted: number; keptRuns: number[]; scanMs: number }
   | { type: 'tally'; tally: SerializedTally };
 
 /** True when this machine has a second core for the helper. */
@@ -39,6 +39,13 @@ export function helperUseful(): boolean {
 
 export class ScanHelper {
   private readonly pending: { resolve: (reply: ScanHelperReply) => void; reject: (error: Error) => void }[] = [];
+
+  /**
+   * Share of each region that the calling thread scans itself, between 0 and 1. It
+   * follows the measured speeds of both threads, because the calling thread also does
+   * the I/O and its scans run slower or faster than the helper's depending on load.
+   */
+  localShare = 0.5;
   private failure: Error | null = null;
 
   private constructor(private readonly worker: Worker) {
@@ -52,7 +59,7 @@ export class ScanHelper {
   }
 
   /** Decides the lines in `memory[start, end)`; same contract as LineProcessor.processLines. */
-  async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[] }> {
+  async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[]; scanMs: number }> {
     const reply = await this.request({ type: 'lines', memory, start, end });
     if (reply.type !== 'lines') {
       throw new Error('scan helper thread replied out of order');

@@ -28,8 +28,9 @@ parentPort!.on('message', (request: ScanHelperRequest) => {
   let reply: ScanHelperReply;
   if (request.type === 'lines') {
     const bytes = new Uint8Array(request.memory);
+    const startedAt = performance.now();
     const deleted = processor.processLines(bytes, request.start, request.end);
-    reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice() };
+    reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice(), scanMs: performance.now() - startedAt };
   } else {
     reply = { type: 'tally', tally: processor.tally.serialize() };
     processor = newProcessor();
