@@ -55,6 +55,12 @@ export interface ScannerOptions {
    * Default true; a cleanup turns it off because it needs only timestamp and schema.
    */
   extractLabels?: boolean;
+  /**
+   * Record where the top-level members of each line that starts with `{` lie, in
+   * `members`, for the export's column types. Off in a cleanup: the scanner then takes
+   * a walk that records nothing.
+   */
+  recordMembers?: boolean | undefined;
 }
 
 /** Facts about the last scanned line. Fields other than `kind` are valid only for RECORD. */
@@ -68,6 +74,42 @@ export interface LineFacts {
   operationType: string | null;
   operationStatus: string | null;
   policyDecision: string | null;
+}
+
+/** Positions of the top-level members of the last scanned line; see ScannerOptions.recordMembers. */
+export class MemberPositions {
+  /**
+   * Number of members recorded. -1 after a line that nests deeper than the recursive
+   * walk goes, because the iterative walk that takes over records no positions.
+   */
+  count = 0;
+  /** Index of a key's first byte after the opening quote. */
+  keyStart = new Int32Array(64);
+  /** Index of a key's closing quote. */
+  keyEnd = new Int32Array(64);
+  /** 1 when the key contains a backslash escape. */
+  keyEscaped = new Uint8Array(64);
+  /** Index of a value's first byte. */
+  valueStart = new Int32Array(64);
+  /** Index after a value's last byte. */
+  valueEnd = new Int32Array(64);
+
+  /** Doubles the capacity, keeping the positions recorded so far. */
+  grow(): void {
+    const size = this.keyStart.length * 2;
+    const grownInt32 = (array: Int32Array<ArrayBuffer>) => {
+      const larger = new Int32Array(size);
+      larger.set(array);
+      return larger;
+    };
+    this.keyStart = grownInt32(this.keyStart);
+    this.keyEnd = grownInt32(this.keyEnd);
+    this.valueStart = grownInt32(this.valueStart);
+    this.valueEnd = grownInt32(this.valueEnd);
+    const escaped = new Uint8Array(size);
+    escaped.set(this.keyEscaped);
+    this.keyEscaped = escaped;
+  }
 }
 
 // Byte classes.
@@ -212,6 +254,8 @@ export class LineScanner {
   private readonly memberSlots = new Uint8Array(MAX_MEMBER_KEY_LENGTH * 256);
   private readonly unitDigits: number;
   private readonly extractLabels: boolean;
+  /** Member positions of the last line; null unless ScannerOptions.recordMembers. */
+  readonly members: MemberPositions | null;
 
   /**
    * Set by a caller that has checked with isUtf8 the whole region it scans next.
@@ -254,6 +298,7 @@ export class LineScanner {
     }
     this.unitDigits = options.timestampUnit === 's' ? 3 : 0;
     this.extractLabels = options.extractLabels ?? true;
+    this.members = options.recordMembers === true ? new MemberPositions() : null;
   }
 
   /** Scans `bytes[start, end)`; `bytes[end]` must be 0x0A. Returns the kind, also stored in `facts.kind`. */
@@ -285,9 +330,19 @@ export class LineScanner {
 
     this.valueType.fill(VALUE_ABSENT);
     this.attachWords(bytes);
-    let walked = bytes[index] === 0x7b ? this.walkRecord(bytes, index, end) : this.skipValue(bytes, index, end, 0);
+    let walked: number;
+    if (bytes[index] !== 0x7b) {
+      walked = this.skipValue(bytes, index, end, 0);
+    } else if (this.members === null) {
+      walked = this.walkRecord(bytes, index, end);
+    } else {
+      walked = this.walkRecordMembers(bytes, index, end, this.members);
+    }
     if (walked === TOO_DEEP) {
       // Deeper than the recursive walk allows: the iterative walk has no depth limit.
+      if (this.members !== null) {
+        this.members.count = -1;
+      }
       this.valueType.fill(VALUE_ABSENT);
       walked = this.walk(bytes, index, end) ? end : -1;
     }
@@ -344,6 +399,68 @@ export class LineScanner {
       if (index < 0) {
         return index;
       }
+
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      const byte = bytes[index];
+      if (byte === 0x2c) {
+        index++;
+        while (IS_SPACE[bytes[index]!] === 1) index++;
+        continue;
+      }
+      return byte === 0x7d ? index + 1 : -1;
+    }
+  }
+
+  /**
+   * Walks the top-level object like `walkRecord` and records where each member lies.
+   * A copy rather than a flag in `walkRecord`, so that the cleanup's walk stays as it is.
+   */
+  private walkRecordMembers(bytes: Uint8Array, index: number, end: number, members: MemberPositions): number {
+    members.count = 0;
+    index++;
+    while (IS_SPACE[bytes[index]!] === 1) index++;
+    if (bytes[index] === 0x7d) {
+      return index + 1;
+    }
+
+    for (;;) {
+      if (bytes[index] !== QUOTE) {
+        return -1;
+      }
+      const keyStart = index + 1;
+      const keyEncoded = this.skipString(bytes, index, end);
+      if (keyEncoded === STRING_INVALID) {
+        return -1;
+      }
+      const keyEnd = closingQuoteOf(keyEncoded);
+      const keyEscaped = isEscaped(keyEncoded);
+      const member = this.matchMember(bytes, keyStart, keyEnd, keyEscaped);
+      index = keyEnd + 1;
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+      if (bytes[index] !== 0x3a) {
+        return -1;
+      }
+      index++;
+      while (IS_SPACE[bytes[index]!] === 1) index++;
+
+      const valueStart = index;
+      if (member === MEMBER_OTHER) {
+        index = this.skipValue(bytes, index, end, 1);
+      } else {
+        index = this.readMember(bytes, index, end, member);
+      }
+      if (index < 0) {
+        return index;
+      }
+      const slot = members.count++;
+      if (slot === members.keyStart.length) {
+        members.grow();
+      }
+      members.keyStart[slot] = keyStart;
+      members.keyEnd[slot] = keyEnd;
+      members.keyEscaped[slot] = keyEscaped ? 1 : 0;
+      members.valueStart[slot] = valueStart;
+      members.valueEnd[slot] = index;
 
       while (IS_SPACE[bytes[index]!] === 1) index++;
       const byte = bytes[index];

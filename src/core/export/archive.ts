@@ -23,6 +23,7 @@ import { ErrorCode, RetentionError, isRetentionError } from '../errors.js';
 import { MAX_LINE_BYTES } from '../file-cleanup.js';
 import type { Logger } from '../logger.js';
 import { createWorkDirectory, fsyncTree, publish, treeSize } from './files.js';
+import type { ObservedColumn } from './columns.js';
 import type { RecordFilters } from './filters.js';
 import { repairStagingFiles } from './repair.js';
 import {
@@ -30,6 +31,7 @@ import {
   TIMESTAMP_COLUMN,
   buildSelect,
   planColumns,
+  planObservedColumns,
   quoteIdentifier,
   quoteLiteral,
   type ColumnPlan,
@@ -67,6 +69,19 @@ export interface ArchiveOptions {
   /** Name of the destination in messages; default its path. */
   shownDestination?: string | undefined;
   logger?: Logger | undefined;
+  /**
+   * Kinds of value per top-level key, from the export's pass over the log (see
+   * columns.ts). Without them, DuckDB detects the columns over every input line.
+   */
+  columns?: readonly ObservedColumn[] | undefined;
+  /**
+   * Called after DuckDB wrote the output from `inputs` and before it is published,
+   * with the number of records read when no filter applies. Returns null when the
+   * inputs were as expected, or the inputs to write the output from again, once.
+   */
+  checkInputs?: ((inputs: readonly string[], recordsRead: number | undefined) => Promise<readonly string[] | null>) | undefined;
+  /** Names to show in error messages in place of input paths, such as a log file's name for its `/proc/self/fd` path. */
+  inputNames?: ReadonlyMap<string, string> | undefined;
 }
 
 export interface ArchiveResult {
@@ -95,6 +110,14 @@ function loadDuckDB(): Promise<DuckDBModule> {
 }
 
 /**
+ * Starts importing the DuckDB client, so that an export loads it while it reads the
+ * log. A failure surfaces in writeArchive, which awaits the same import.
+ */
+export function preloadDuckDB(): void {
+  loadDuckDB().catch(() => undefined);
+}
+
+/**
  * Writes the records of `staging` (one file or several, NDJSON, record lines only)
  * to `destinationPath` in `format`, and returns the count and size. The output is
  * written in a hidden work directory beside the destination, fsynced, and moved into
@@ -119,6 +142,8 @@ export async function writeArchive(
     let repairedRecords = 0;
     let maximumObjectSize = Math.max(DEFAULT_MAXIMUM_OBJECT_SIZE, (options.longestLineBytes ?? 0) + 1);
     let written: WrittenOutput | null = null;
+    let inputsReplaced = false;
+    const unfiltered = options.filters === undefined || !hasFilters(options.filters);
 
     for (let attempt = 0; written === null; attempt++) {
       try {
@@ -138,11 +163,21 @@ export async function writeArchive(
             continue;
           }
         }
-        throw translateError(error, shown);
+        throw translateError(error, shown, options.inputNames);
+      }
+
+      const replacement = (await options.checkInputs?.(files, unfiltered ? written.records : undefined)) ?? null;
+      if (replacement !== null) {
+        if (inputsReplaced) {
+          throw new RetentionError(ErrorCode.EXPORT_FAILED, `Could not write the export ${shown}: log files changed while the export read them. Nothing was published; run the export again.`);
+        }
+        options.logger?.warn({ destination: shown }, 'writing the export again, because log files that DuckDB read in place changed or did not yield their records');
+        inputsReplaced = true;
+        files = [...replacement];
+        written = null;
       }
     }
 
-    const unfiltered = options.filters === undefined || !hasFilters(options.filters);
     if (unfiltered && options.expectedRecords !== undefined && written.records !== options.expectedRecords) {
       throw new RetentionError(
         ErrorCode.EXPORT_FAILED,
@@ -165,7 +200,7 @@ export async function writeArchive(
       timings: { detectMs: written.detectMs, writeMs: written.writeMs, publishMs },
     };
   } catch (error) {
-    throw translateError(error, shown);
+    throw translateError(error, shown, options.inputNames);
   } finally {
     await rm(workDirectory, { recursive: true, force: true });
   }
@@ -207,8 +242,10 @@ async function writeOutput(
     const filesValue = duckdb.listValue([...files]);
     const timestampField = options.timestampField ?? TIMESTAMP_COLUMN;
     const detectStart = performance.now();
-    const detected = await detectColumns(connection, filesValue, files, options.maximumObjectSize);
-    const plan = planColumns(detected, timestampField);
+    const plan =
+      options.columns === undefined
+        ? planColumns(await detectColumns(connection, filesValue, files, options.maximumObjectSize), timestampField)
+        : planObservedColumns(options.columns, timestampField);
     const writeStart = performance.now();
 
     const partitionByDay = options.partition === 'day';
@@ -304,11 +341,16 @@ function copyOptions(format: Exclude<ArchiveFormat, 'duckdb'>, options: ArchiveO
 }
 
 /** Turns a DuckDB or file system failure into a RetentionError that names the destination. */
-function translateError(error: unknown, shown: string): RetentionError {
+function translateError(error: unknown, shown: string, inputNames?: ReadonlyMap<string, string>): RetentionError {
   if (isRetentionError(error)) {
     return error;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  let message = error instanceof Error ? error.message : String(error);
+  // Longer paths first, so that `/proc/self/fd/2` does not replace the start of `/proc/self/fd/23`.
+  const replacements = [...(inputNames ?? [])].sort(([left], [right]) => right.length - left.length);
+  for (const [path, name] of replacements) {
+    message = message.replaceAll(path, name);
+  }
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   if (errno === 'ENOSPC' || errno === 'EDQUOT' || /No space left on device|Disk quota exceeded/i.test(message)) {
     return new RetentionError(ErrorCode.DISK_FULL, `Disk full: could not write the export ${shown}. Free space where the export directory lies and run it again; nothing was published.`, {

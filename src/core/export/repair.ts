@@ -12,61 +12,11 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
-import { StagingWriter, repairLoneSurrogates, type StagingFiles } from './staging.js';
+import { repairLineForDuckDB } from './line-repair.js';
+import { StagingWriter, type StagingFiles } from './staging-writer.js';
 
 const LINE_FEED = 0x0a;
 const READ_BYTES = 4 * 1024 * 1024;
-
-/** Counts the members of the top-level object in a JSON object text; the text must be valid JSON. */
-export function countTopLevelMembers(text: string): number {
-  let depth = 0;
-  let inString = false;
-  let members = 0;
-  let empty = true;
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (inString) {
-      if (code === 0x5c) {
-        index++;
-      } else if (code === 0x22) {
-        inString = false;
-      }
-      continue;
-    }
-    if (code === 0x22) {
-      inString = true;
-      if (depth === 1) {
-        empty = false;
-      }
-    } else if (code === 0x7b || code === 0x5b) {
-      depth++;
-    } else if (code === 0x7d || code === 0x5d) {
-      depth--;
-    } else if (code === 0x2c && depth === 1) {
-      members++;
-    }
-  }
-  return empty ? 0 : members + 1;
-}
-
-/** Returns the line rewritten for DuckDB, or null when it needs no change. */
-export function repairLineForDuckDB(line: Buffer): Buffer | null {
-  let current = repairLoneSurrogates(line) ?? line;
-  const text = current.toString('utf8');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return current === line ? null : current;
-  }
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    if (Object.keys(value).length < countTopLevelMembers(text)) {
-      current = Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
-      current = repairLoneSurrogates(current) ?? current;
-    }
-  }
-  return current === line ? null : current;
-}
 
 /**
  * Copies the staging files into `directory` with every line repaired for DuckDB,

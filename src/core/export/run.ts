@@ -1,7 +1,7 @@
 /**
- * An export run over one profile's log: check the destination, copy the record lines
- * of every log file into staging files with the cleanup engine's scanner, and write
- * them with writeArchive. Shared by `POST /export` and `audit-retention export`.
+ * An export run over one profile's log: check the destination, classify every line of
+ * the log with the cleanup engine's scanner (staging.ts), and write the records with
+ * writeArchive. Shared by `POST /export` and `audit-retention export`.
  */
 
 import { rm } from 'node:fs/promises';
@@ -11,12 +11,13 @@ import type { ProfileSettings } from '../../config/load.js';
 import { ErrorCode, RetentionError } from '../errors.js';
 import { discoverLayout } from '../layout.js';
 import type { Logger } from '../logger.js';
-import { writeArchive, type ArchiveFormat } from './archive.js';
+import { preloadDuckDB, writeArchive, type ArchiveFormat, type ArchiveOptions } from './archive.js';
 import { resolveDestination } from './destination.js';
 import { createWorkDirectory, removeStaleWorkDirectories } from './files.js';
 import { formatInstantMicros, parseFilters, type FilterInput, type RecordFilters } from './filters.js';
 import type { DroppedField } from './sql.js';
-import { stageLogFiles } from './staging.js';
+import { changedInPlaceFiles, closeInPlaceFiles, stageInPlaceFile, type InPlaceFile } from './in-place.js';
+import { stageLogFiles, type StagingResult } from './staging.js';
 
 export interface ExportRequest {
   profile: ProfileSettings;
@@ -87,24 +88,32 @@ export async function runExport(request: ExportRequest): Promise<ExportOutcome> 
   }
 
   const layout = await discoverLayout(profile.logPath, profile.name);
+  preloadDuckDB();
   const workDirectory = await createWorkDirectory(destination.path);
+  let inPlace: InPlaceFile[] = [];
   try {
     const stagingStart = performance.now();
     const staged = await stageLogFiles(layout.files, join(workDirectory, 'staging'), {
       scanner: { timestampField: profile.timestampField, timestampUnit: profile.timestampUnit },
+      collectColumns: true,
+      readInPlace: true,
     });
+    inPlace = staged.inPlace;
     const stagingMs = Math.round(performance.now() - stagingStart);
-    const archive = await writeArchive(staged.staging.paths, format, destination.path, {
+    const archive = await writeArchive(staged.inputs, format, destination.path, {
       timestampField: profile.timestampField,
       timestampUnit: profile.timestampUnit,
       filters,
       partition: request.partition,
       compression,
       overwrite,
-      longestLineBytes: staged.staging.longestLineBytes,
+      longestLineBytes: staged.longestLineBytes,
       expectedRecords: staged.records,
       shownDestination: destination.name,
       logger,
+      columns: staged.columns ?? undefined,
+      checkInputs: createInputCheck(staged, join(workDirectory, 'restaged')),
+      inputNames: new Map(staged.inPlace.map((file) => [file.readPath, file.name])),
     });
 
     const filesSkipped = [
@@ -132,14 +141,54 @@ export async function runExport(request: ExportRequest): Promise<ExportOutcome> 
       filesRead: staged.filesRead,
       filesSkipped,
       droppedFields: archive.droppedFields,
-      repairedRecords: staged.staging.repairedRecords + archive.repairedRecords,
+      repairedRecords: staged.staging.repairedRecords + staged.repairedRecords + archive.repairedRecords,
       leftoversRemoved,
       timings: { stagingMs, ...archive.timings },
       durationMs: Math.round(performance.now() - startedAt),
     };
   } finally {
+    await closeInPlaceFiles(inPlace);
     await rm(workDirectory, { recursive: true, force: true });
   }
+}
+
+/**
+ * Returns the `checkInputs` of an export. It finds the log files read in place that
+ * changed after their scan, copies their scanned bytes into staging under `directory`,
+ * and returns the inputs with those copies in their place. When DuckDB read fewer or
+ * more records than the scan counted, every file read in place is copied. It returns
+ * null when nothing changed.
+ *
+ * Every line of a file read in place is a record, and DuckDB reads at most one row per
+ * line or fails. So no file can make up for another's shortfall, and an equal total
+ * means that each file yielded its records.
+ */
+export function createInputCheck(staged: StagingResult, directory: string): NonNullable<ArchiveOptions['checkInputs']> {
+  const copied = new Set<string>();
+  return async (inputs, recordsRead) => {
+    const countMismatch = recordsRead !== undefined && recordsRead !== staged.records;
+    const suspects = countMismatch ? staged.inPlace : await changedInPlaceFiles(staged.inPlace);
+    const replacements = new Map<string, string[]>();
+    for (const file of suspects) {
+      if (copied.has(file.readPath)) {
+        continue;
+      }
+      if (!inputs.includes(file.readPath)) {
+        if (countMismatch) {
+          continue;
+        }
+        // The inputs hold a copy that the repair of rejected lines made after the scan, which may differ from what the scan counted.
+        throw new RetentionError(ErrorCode.EXPORT_FAILED, `Could not export ${file.name}: it changed while the export read it. Nothing was published; run the export again.`);
+      }
+      const copy = await stageInPlaceFile(file, join(directory, String(copied.size)));
+      copied.add(file.readPath);
+      replacements.set(file.readPath, copy.paths);
+    }
+    if (replacements.size === 0) {
+      return null;
+    }
+    return inputs.flatMap((input) => replacements.get(input) ?? [input]);
+  };
 }
 
 /** Builds the response of `POST /export`, which `audit-retention export --json` prints too. */

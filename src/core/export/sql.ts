@@ -7,12 +7,15 @@
  * (`$since`, `$operation_type`, …) bound by the caller.
  */
 
+import { readTypeForKinds, type ObservedColumn } from './columns.js';
 import { FIELD_FILTERS, type FieldFilterName, type RecordFilters } from './filters.js';
 
 /** Name of the column with the normalized instant (TIMESTAMP, UTC) inside the query. */
 const INSTANT = '__audit_retention_instant';
 /** Name of the column with the parts of an ISO timestamp inside the query. */
 const PARTS = '__audit_retention_parts';
+/** Name of the column with the instant that DuckDB's cast to TIMESTAMPTZ reads, inside the query. */
+const CAST_INSTANT = '__audit_retention_cast';
 
 /** Output columns that the export adds; a record field of the same name is left out. */
 export const TIMESTAMP_COLUMN = 'timestamp';
@@ -101,7 +104,7 @@ export function planColumns(detected: readonly DetectedColumn[], timestampField:
   const droppedFields: DroppedField[] = [];
   const readColumns: ReadColumn[] = [];
   const names = detected.map((column) => column.name);
-  const added = new Set([TIMESTAMP_COLUMN, TIMESTAMP_ORIGINAL_COLUMN, INSTANT, PARTS].filter((name) => name !== timestampField));
+  const added = new Set([TIMESTAMP_COLUMN, TIMESTAMP_ORIGINAL_COLUMN, INSTANT, PARTS, CAST_INSTANT].filter((name) => name !== timestampField));
 
   for (const [index, column] of detected.entries()) {
     const base = /^(.*)_\d+$/.exec(column.name)?.[1];
@@ -122,6 +125,47 @@ export function planColumns(detected: readonly DetectedColumn[], timestampField:
       continue;
     }
     readColumns.push({ name: column.name, type: column.name === timestampField ? 'VARCHAR' : readTypeFor(column.type) });
+  }
+
+  if (!readColumns.some((column) => column.name === timestampField)) {
+    readColumns.unshift({ name: timestampField, type: 'VARCHAR' });
+  }
+  return { timestampField, readColumns, droppedFields };
+}
+
+/**
+ * Decides the columns to read from the kinds that the export's pass saw per key, in
+ * the order in which the keys first appear. Drops the same fields as planColumns: a key
+ * that differs from an earlier one only in letter case (DuckDB column names ignore
+ * case), the empty key, and keys named like the columns the export adds. The
+ * timestamp field is read as VARCHAR for normalization.
+ */
+export function planObservedColumns(observed: readonly ObservedColumn[], timestampField: string): ColumnPlan {
+  const droppedFields: DroppedField[] = [];
+  const readColumns: ReadColumn[] = [];
+  const added = new Set([TIMESTAMP_COLUMN, TIMESTAMP_ORIGINAL_COLUMN, INSTANT, PARTS, CAST_INSTANT].filter((name) => name !== timestampField));
+  // The timestamp field keeps its column even when a key that differs only in case comes first.
+  const byLowerCase = new Map<string, string>([[timestampField.toLowerCase(), timestampField]]);
+
+  for (const column of observed) {
+    if (column.name === '') {
+      droppedFields.push({ field: '', reason: 'a field with an empty name cannot be a DuckDB column; its values are not exported' });
+      continue;
+    }
+    const clash = byLowerCase.get(column.name.toLowerCase());
+    if (clash !== undefined && column.name !== timestampField) {
+      droppedFields.push({
+        field: column.name,
+        reason: `differs from the field '${clash}' only in letter case, and DuckDB column names ignore case; its values are not exported`,
+      });
+      continue;
+    }
+    byLowerCase.set(column.name.toLowerCase(), column.name);
+    if (added.has(column.name.toLowerCase()) && column.name !== timestampField) {
+      droppedFields.push({ field: column.name, reason: `the export adds its own column '${column.name.toLowerCase()}', which replaces this field` });
+      continue;
+    }
+    readColumns.push({ name: column.name, type: column.name === timestampField ? 'VARCHAR' : readTypeForKinds(column.kinds) });
   }
 
   if (!readColumns.some((column) => column.name === timestampField)) {
@@ -154,6 +198,19 @@ function instantExpression(raw: string, timestampUnit: 'ms' | 's'): string {
     WHEN regexp_full_match(${raw}, ${quoteLiteral(JSON_NUMBER_PATTERN)}) THEN
       make_timestamp(CAST(floor(CAST(${raw} AS DECIMAL(38, 10)) * ${scale}) AS BIGINT))
   END)`;
+}
+
+/**
+ * SQL that reads an ISO timestamp with DuckDB's cast to TIMESTAMPTZ, as a TIMESTAMP in
+ * UTC (the session's time zone is UTC). For a form that the scanner accepts, the cast
+ * gives NULL (`t` before the time, `,` before the fraction, `z`) or the instant that
+ * instantExpression gives, with fraction digits after the sixth truncated too. DuckDB
+ * 1.5 showed this over years 0000 to 9999, offsets, separators and 0 to 9 fraction
+ * digits, and a test in export-columns.test.ts checks it. Only text with `-` after the
+ * year is cast, so that a number is never taken for a date.
+ */
+function castInstantExpression(raw: string): string {
+  return `CASE WHEN substr(${raw}, 5, 1) = '-' THEN make_timestamp(epoch_us(TRY_CAST(${raw} AS TIMESTAMPTZ))) END`;
 }
 
 export interface SelectOptions {
@@ -206,11 +263,18 @@ export function buildSelect(plan: ColumnPlan, options: SelectOptions): SelectSta
 
   const { conditions, parameters } = buildFilters(plan, options.filters);
   const parts = `regexp_extract(${raw}, ${quoteLiteral(ISO_TIMESTAMP_PATTERN)}, [${ISO_TIMESTAMP_GROUPS.map(quoteLiteral).join(', ')}])`;
+  const cast = quoteIdentifier(CAST_INSTANT);
+  // The cheap cast decides the usual ISO forms, and the costly regular expression runs only where
+  // the cast gives NULL, because DuckDB evaluates a CASE branch and the later COALESCE arguments
+  // only for the rows that reach them.
   const sql = [
     `SELECT ${outputs.join(', ')}`,
     `FROM (`,
-    `  SELECT *, ${instantExpression(raw, options.timestampUnit)} AS ${instant}`,
-    `  FROM (SELECT *, ${parts} AS ${quoteIdentifier(PARTS)} FROM ${readJsonSql(plan, options.filesSql, options.maximumObjectSize)})`,
+    `  SELECT *, COALESCE(${cast}, ${instantExpression(raw, options.timestampUnit)}) AS ${instant}`,
+    `  FROM (`,
+    `    SELECT *, CASE WHEN ${cast} IS NULL THEN ${parts} END AS ${quoteIdentifier(PARTS)}`,
+    `    FROM (SELECT *, ${castInstantExpression(raw)} AS ${cast} FROM ${readJsonSql(plan, options.filesSql, options.maximumObjectSize)})`,
+    `  )`,
     `)`,
     conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`,
   ].join('\n');

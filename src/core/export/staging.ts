@@ -1,253 +1,45 @@
 /**
- * The staging copy of an export: the record lines of a log, byte for byte, in
- * NDJSON part files that DuckDB's JSON reader then loads in bulk.
+ * The export's pass over a log: classify every line with the cleanup engine's
+ * LineScanner, count the lines, collect the column types of the records, and put the
+ * records where DuckDB's JSON reader loads them in bulk.
  *
  * Lines are classified by the cleanup engine's LineScanner, so a line left out here
  * as malformed is exactly a line that a cleanup keeps as malformed. Blank lines,
  * malformed lines, a last line without a line feed (a write in progress) and lines
  * longer than MAX_LINE_BYTES are left out and counted. A UTF-8 byte order mark at the
- * start of a file is dropped. The rest of each record line is copied unchanged, except
- * for lone UTF-16 surrogate escapes (see repairLoneSurrogates).
+ * start of a file is dropped.
+ *
+ * With `readInPlace`, a plain log file that no writer appends to and whose every line
+ * is a record that DuckDB accepts is only scanned: DuckDB reads the file itself (see
+ * in-place.ts). Every other file's record lines are copied byte for byte into staging
+ * part files, except for lone UTF-16 surrogate escapes (see repairLoneSurrogates) and
+ * lines with duplicate keys (see repairLineForDuckDB). A file turns out to need the
+ * copy only where its first such line appears, so its lines before that point are
+ * copied then, with one more read of the file.
  */
 
-import { constants } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { constants, type BigIntStats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 
-import { fromFileSystemError } from '../errors.js';
+import { ErrorCode, RetentionError, fromFileSystemError } from '../errors.js';
 import { DEFAULT_CHUNK_BYTES, MAX_LINE_BYTES } from '../file-cleanup.js';
 import type { LogFile } from '../layout.js';
 import { MIN_HELPER_TOTAL_BYTES, MIN_SPLIT_BYTES } from '../scan-helper.js';
 import { LineScanner, type ScannerOptions } from '../scanner.js';
-import { writeFully } from '../durable.js';
-import { classifyRegion, type StageHelperReply, type StageHelperRequest } from './stage-worker.js';
+import { ColumnCollector, ColumnSchema, MAX_COLUMNS, type ObservedColumn } from './columns.js';
+import { MAX_IN_PLACE_FILES, closeInPlaceFiles, copyLines, descriptorPath, inPlaceReadable, sameFileState, type InPlaceFile } from './in-place.js';
+import { repairLineForDuckDB } from './line-repair.js';
+import { classifyRegion, type StageHelperInit, type StageHelperReply, type StageHelperRequest } from './stage-worker.js';
+import { StagingWriter, type StagingFiles } from './staging-writer.js';
+
+export { DEFAULT_PART_BYTES, StagingWriter, type StagingFiles } from './staging-writer.js';
+export { repairLoneSurrogates } from './line-repair.js';
 
 const LINE_FEED = 0x0a;
-const LINE_FEED_BYTES = Buffer.from([LINE_FEED]);
-
-/** Size after which the staging writer starts a new part file, in bytes; DuckDB detects a schema faster over several files than over one. */
-export const DEFAULT_PART_BYTES = 64 * 1024 * 1024;
-
-/** Size of the copies that `add` collects before it writes them, in bytes. */
-const ADD_BATCH_BYTES = 4 * 1024 * 1024;
-
-/**
- * A JSON escape of a UTF-16 surrogate, or an escaped backslash. Used to find lone
- * surrogates: JSON.parse, and so the scanner, accepts `"\ud800"`, but DuckDB's JSON
- * parser (yyjson) rejects the whole line.
- */
-const SURROGATE_ESCAPES = /\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}/g;
-
-/**
- * Replaces each lone surrogate escape in a JSON line with `\ufffd`, the character that
- * JSON.parse followed by UTF-8 encoding gives for it. Escaped backslashes and valid
- * surrogate pairs stay. Returns null when the line has no lone surrogate.
- */
-export function repairLoneSurrogates(line: Uint8Array): Buffer | null {
-  // latin1 maps bytes to code units one to one, so multi-byte UTF-8 passes through untouched.
-  const text = Buffer.from(line.buffer, line.byteOffset, line.length).toString('latin1');
-  let repaired = false;
-  const result = text.replace(SURROGATE_ESCAPES, (escape) => {
-    if (escape.length !== 6) {
-      return escape;
-    }
-    repaired = true;
-    return '\\ufffd';
-  });
-  return repaired ? Buffer.from(result, 'latin1') : null;
-}
-
-/** True when `bytes` may contain a surrogate escape; a cheap test before the per-line repair. */
-function mayContainSurrogateEscape(bytes: Buffer): boolean {
-  return bytes.includes('\\ud') || bytes.includes('\\uD');
-}
-
-/** The finished staging copy. */
-export interface StagingFiles {
-  /** Part files in record order. */
-  paths: string[];
-  records: number;
-  bytes: number;
-  /** Length of the longest record line, line feed included, in bytes; DuckDB's maximum_object_size must exceed it. */
-  longestLineBytes: number;
-  /** Record lines whose lone surrogate escapes were replaced with `\ufffd`. */
-  repairedRecords: number;
-}
-
-/**
- * Writes record lines into numbered part files `records-NNNN.jsonl` in a directory.
- * Every line handed to it must be one complete record line ending with a line feed.
- *
- * `writeLines` writes without copying and must be awaited before its buffers are reused.
- * `add` and `flush` serve callers that hand over lines synchronously from a buffer they
- * reuse, such as the cleanup's deleted-line sink: `add` copies, `flush` writes and fsyncs.
- */
-export class StagingWriter {
-  private readonly paths: string[] = [];
-  private handle: FileHandle | null = null;
-  private partPosition = 0;
-  private records = 0;
-  private bytes = 0;
-  private longestLineBytes = 0;
-  private repairedRecords = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private writes: Promise<void> = Promise.resolve();
-
-  private constructor(
-    private readonly directory: string,
-    private readonly partBytes: number,
-    private readonly durable: boolean,
-  ) {}
-
-  /**
-   * Creates `directory` when missing and returns a writer whose part files go there.
-   * With `durable`, every part is fsynced when it is closed, so that a `flush` makes
-   * all lines so far durable. An export's own staging copy skips that cost.
-   */
-  static async create(directory: string, options: { partBytes?: number | undefined; durable?: boolean | undefined } = {}): Promise<StagingWriter> {
-    await mkdir(directory, { recursive: true });
-    return new StagingWriter(directory, options.partBytes ?? DEFAULT_PART_BYTES, options.durable ?? true);
-  }
-
-  /** Writes complete record lines; each slice contains one or more whole lines. */
-  async writeLines(slices: readonly Uint8Array[]): Promise<void> {
-    if (slices.length === 0) {
-      return;
-    }
-    const output: Uint8Array[] = [];
-    for (const slice of slices) {
-      this.countLines(slice, output);
-    }
-    await this.writeSlices(output);
-  }
-
-  /** Copies one or more complete record lines for a later write; see `flush`. */
-  add(bytes: Uint8Array): void {
-    const copy = Buffer.from(bytes);
-    this.pending.push(copy);
-    this.pendingBytes += copy.length;
-    if (this.pendingBytes >= ADD_BATCH_BYTES) {
-      this.startPendingWrite();
-    }
-  }
-
-  /** Writes every line handed to `add` so far and, for a durable writer, fsyncs the current part file. */
-  async flush(): Promise<void> {
-    this.startPendingWrite();
-    await this.writes;
-    if (this.durable) {
-      await this.handle?.sync();
-    }
-  }
-
-  /** Writes what is pending, closes the current part (fsynced when durable), and returns the parts. */
-  async close(): Promise<StagingFiles> {
-    await this.flush();
-    if (this.paths.length === 0) {
-      // An empty part, so that readers always get at least one file.
-      await this.openPart();
-    }
-    await this.closePart();
-    return {
-      paths: [...this.paths],
-      records: this.records,
-      bytes: this.bytes,
-      longestLineBytes: this.longestLineBytes,
-      repairedRecords: this.repairedRecords,
-    };
-  }
-
-  /** Closes the current part without a final write, after a failure. */
-  async abort(): Promise<void> {
-    await this.writes.catch(() => undefined);
-    await this.handle?.close().catch(() => undefined);
-    this.handle = null;
-  }
-
-  private startPendingWrite(): void {
-    if (this.pending.length === 0) {
-      return;
-    }
-    const batch = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.writes = this.writes.then(() => this.writeLines(batch));
-    // The failure is rethrown by the next flush; this only marks it handled meanwhile.
-    this.writes.catch(() => undefined);
-  }
-
-  /** Counts the lines of `slice` and appends it, or its repaired lines, to `output`. */
-  private countLines(slice: Uint8Array, output: Uint8Array[]): void {
-    const bytes = Buffer.from(slice.buffer, slice.byteOffset, slice.length);
-    const repair = mayContainSurrogateEscape(bytes);
-    let runStart = 0;
-    let lineStart = 0;
-    while (lineStart < bytes.length) {
-      let lineFeed = bytes.indexOf(LINE_FEED, lineStart);
-      if (lineFeed < 0) {
-        lineFeed = bytes.length - 1;
-      }
-      const lineBytes = lineFeed + 1 - lineStart + (bytes[lineFeed] === LINE_FEED ? 0 : 1);
-      this.records++;
-      if (lineBytes > this.longestLineBytes) {
-        this.longestLineBytes = lineBytes;
-      }
-      if (repair) {
-        const repaired = repairLoneSurrogates(bytes.subarray(lineStart, lineFeed + 1));
-        if (repaired !== null) {
-          if (lineStart > runStart) {
-            output.push(bytes.subarray(runStart, lineStart));
-          }
-          output.push(repaired);
-          runStart = lineFeed + 1;
-          this.repairedRecords++;
-        }
-      }
-      lineStart = lineFeed + 1;
-    }
-    if (bytes.length > runStart) {
-      output.push(bytes.subarray(runStart));
-    }
-    // A last line without a line feed would run into the next one in the part file.
-    if (bytes.length > 0 && bytes[bytes.length - 1] !== LINE_FEED) {
-      output.push(LINE_FEED_BYTES);
-    }
-  }
-
-  private async writeSlices(slices: Uint8Array[]): Promise<void> {
-    const handle = this.handle ?? (await this.openPart());
-    const written = await writeFully(handle, slices, this.partPosition);
-    this.partPosition += written;
-    this.bytes += written;
-    if (this.partPosition >= this.partBytes) {
-      await this.closePart();
-    }
-  }
-
-  private async openPart(): Promise<FileHandle> {
-    const path = join(this.directory, `records-${String(this.paths.length + 1).padStart(4, '0')}.jsonl`);
-    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    this.handle = handle;
-    this.paths.push(path);
-    this.partPosition = 0;
-    return handle;
-  }
-
-  private async closePart(): Promise<void> {
-    if (this.handle !== null) {
-      if (this.durable) {
-        await this.handle.sync();
-      }
-      await this.handle.close();
-      this.handle = null;
-    }
-  }
-}
 
 /** Counts of the lines read from the log, by the cleanup engine's classification. */
 export interface StagingTally {
@@ -261,6 +53,16 @@ export interface StagingTally {
 
 export interface StagingResult extends StagingTally {
   staging: StagingFiles;
+  /** The files for DuckDB to read, in log order: staging parts and the `readPath` of files read in place. */
+  inputs: string[];
+  /** Log files that DuckDB reads in place; the caller must close them with closeInPlaceFiles. */
+  inPlace: InPlaceFile[];
+  /** Length of the longest record line of all inputs, line feed included, in bytes. */
+  longestLineBytes: number;
+  /** Top-level keys of the records and their kinds of value, in order of first appearance; null unless `collectColumns`. */
+  columns: ObservedColumn[] | null;
+  /** Record lines with duplicate keys that the staging copy rewrote. */
+  repairedRecords: number;
   /** Log files read, oldest first, by name. */
   filesRead: string[];
   /** Log files listed by the layout but gone when the export opened them. */
@@ -276,6 +78,10 @@ export interface StagingOptions {
   partBytes?: number | undefined;
   /** Forces the second classifying thread on or off. By default it runs for logs of 64 MiB or more on machines with two cores or more. */
   helper?: boolean | undefined;
+  /** Collect the column types of the records (see columns.ts), so that DuckDB need not detect them. */
+  collectColumns?: boolean | undefined;
+  /** Let DuckDB read suitable plain log files in place instead of copying them (see in-place.ts). Needs Linux. */
+  readInPlace?: boolean | undefined;
 }
 
 /** A worker thread that classifies the second half of each chunk; see stage-worker.ts. */
@@ -283,8 +89,9 @@ class StageHelper {
   private readonly pending: { resolve: (reply: StageHelperReply) => void; reject: (error: Error) => void }[] = [];
   private failure: Error | null = null;
 
-  constructor(scanner: ScannerOptions) {
-    this.worker = new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { stageHelper: true, scanner } });
+  constructor(scanner: ScannerOptions, collectColumns: boolean) {
+    const init: StageHelperInit = { stageHelper: true, scanner, collectColumns };
+    this.worker = new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: init });
     this.worker.on('message', (reply: StageHelperReply) => this.pending.shift()?.resolve(reply));
     this.worker.on('error', (error) => this.fail(error));
     this.worker.on('exit', (code) => this.fail(new Error(`staging helper thread exited with code ${code}`)));
@@ -317,21 +124,31 @@ class StageHelper {
 }
 
 /**
- * Copies the record lines of `files` into part files under `directory`. Throws a
- * RetentionError naming the file when one cannot be read. A file that disappeared
- * after the layout was listed (removed by a cleanup or by rotation) is reported in
- * `filesVanished`.
+ * Reads `files` in order, classifies their lines, and stages the record lines of every
+ * file that DuckDB does not read in place under `directory`. Throws a RetentionError
+ * naming the file when one cannot be read. A file that disappeared after the layout
+ * was listed (removed by a cleanup or by rotation) is reported in `filesVanished`.
  */
 export async function stageLogFiles(files: readonly LogFile[], directory: string, options: StagingOptions): Promise<StagingResult> {
   // The staging copy is removed after the export, so it needs no fsync.
   const writer = await StagingWriter.create(directory, { partBytes: options.partBytes, durable: false });
-  const scanner = new LineScanner({ ...options.scanner, extractLabels: false });
-  const tally: StagingTally = { records: 0, malformed: 0, malformedByKind: {}, blankLines: 0, partialLastLines: [] };
+  const collectColumns = options.collectColumns ?? false;
+  const pass: LogPass = {
+    writer,
+    collector: collectColumns ? new ColumnCollector() : null,
+    schema: collectColumns ? new ColumnSchema() : null,
+    tally: { records: 0, malformed: 0, malformedByKind: {}, blankLines: 0, partialLastLines: [] },
+    repairedRecords: 0,
+  };
+  const scanner = new LineScanner({ ...options.scanner, extractLabels: false, recordMembers: collectColumns });
+  const readInPlace = (options.readInPlace ?? false) && inPlaceReadable();
   const filesRead: string[] = [];
   const filesVanished: string[] = [];
+  // Files read in place, each with the number of staging parts that come before it.
+  const inPlace: { file: InPlaceFile; partsBefore: number }[] = [];
   const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
   const helper =
-    (options.helper ?? (availableParallelism() > 1 && totalBytes >= MIN_HELPER_TOTAL_BYTES)) ? new StageHelper(options.scanner) : null;
+    (options.helper ?? (availableParallelism() > 1 && totalBytes >= MIN_HELPER_TOTAL_BYTES)) ? new StageHelper(options.scanner, collectColumns) : null;
 
   try {
     for (const file of files) {
@@ -346,7 +163,10 @@ export async function stageLogFiles(files: readonly LogFile[], directory: string
         throw fromFileSystemError(error, 'read', file.path);
       }
 
-      const stager = new FileStager(file.name, scanner, writer, tally, options, helper);
+      // A writer may append to the active file at any time, so DuckDB must not read it as it is.
+      const candidate = readInPlace && !file.gzip && !file.active && inPlace.length < MAX_IN_PLACE_FILES;
+      const stager = new FileStager(file.name, scanner, pass, options, helper, candidate ? handle : null);
+      let keepOpen = false;
       try {
         if (file.gzip) {
           await stager.readGzip(handle);
@@ -354,26 +174,75 @@ export async function stageLogFiles(files: readonly LogFile[], directory: string
           await stager.readPlain(handle);
         }
         filesRead.push(file.name);
+        const scanned = await stager.finishInPlace();
+        if (scanned !== null) {
+          await writer.endPart();
+          inPlace.push({ file: scanned, partsBefore: writer.partCount });
+          keepOpen = true;
+        }
       } catch (error) {
         throw fromFileSystemError(error, 'read', file.path);
       } finally {
-        await handle.close().catch(() => undefined);
+        if (!keepOpen) {
+          await handle.close().catch(() => undefined);
+        }
       }
     }
     const staging = await writer.close();
-    return { ...tally, staging, filesRead, filesVanished };
+
+    if (pass.schema?.overflow === true) {
+      throw new RetentionError(
+        ErrorCode.EXPORT_FAILED,
+        `Could not export the log: its records have more than ${MAX_COLUMNS} distinct top-level fields, more than an export writes as columns. Export a part of the log with filters, or convert it with other tools.`,
+      );
+    }
+    return {
+      ...pass.tally,
+      staging,
+      inputs: orderInputs(staging.paths, inPlace),
+      inPlace: inPlace.map((entry) => entry.file),
+      longestLineBytes: Math.max(staging.longestLineBytes, ...inPlace.map((entry) => entry.file.longestLineBytes)),
+      columns: pass.schema?.columns() ?? null,
+      repairedRecords: pass.repairedRecords,
+      filesRead,
+      filesVanished,
+    };
   } catch (error) {
     await writer.abort();
+    await closeInPlaceFiles(inPlace.map((entry) => entry.file));
     throw error;
   } finally {
     await helper?.close();
   }
 }
 
+/** Puts each file read in place after the staging parts written before it. */
+function orderInputs(parts: readonly string[], inPlace: readonly { file: InPlaceFile; partsBefore: number }[]): string[] {
+  const inputs: string[] = [];
+  let nextPart = 0;
+  for (const { file, partsBefore } of inPlace) {
+    inputs.push(...parts.slice(nextPart, partsBefore));
+    nextPart = Math.max(nextPart, partsBefore);
+    inputs.push(file.readPath);
+  }
+  inputs.push(...parts.slice(nextPart));
+  return inputs;
+}
+
+/** State of the pass that every file adds to. */
+interface LogPass {
+  writer: StagingWriter;
+  collector: ColumnCollector | null;
+  schema: ColumnSchema | null;
+  tally: StagingTally;
+  repairedRecords: number;
+}
+
 /**
- * Splits one file into lines and hands its record lines to the writer. Lines are
- * decided in the buffer they were read into; runs of consecutive records are written
- * as one slice.
+ * Splits one file into lines, classifies them, and hands the record lines to the
+ * writer. Lines are decided in the buffer they were read into; runs of consecutive
+ * records are written as one slice. A file given a handle to read in place is only
+ * classified until a line shows that DuckDB cannot read it as it is.
  */
 class FileStager {
   private buffer: Buffer;
@@ -382,14 +251,23 @@ class FileStager {
   /** True while skipping the rest of a line longer than maxLineBytes. */
   private inOverlongLine = false;
   private readonly maxLineBytes: number;
+  /** Offset in the file of `buffer[0]`, while the file may still be read in place. */
+  private bufferOffset = 0;
+  private records = 0;
+  private longestRecordBytes = 0;
+  private openedAs: BigIntStats | null = null;
 
+  /**
+   * @param inPlaceHandle The file's handle when DuckDB may read the file in place;
+   *   null once its records are copied to staging.
+   */
   constructor(
     private readonly name: string,
     private readonly scanner: LineScanner,
-    private readonly writer: StagingWriter,
-    private readonly tally: StagingTally,
+    private readonly pass: LogPass,
     options: StagingOptions,
     private readonly helper: StageHelper | null,
+    private inPlaceHandle: FileHandle | null,
   ) {
     this.maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
     this.buffer = this.allocate(Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, this.maxLineBytes));
@@ -401,6 +279,9 @@ class FileStager {
   }
 
   async readPlain(handle: FileHandle): Promise<void> {
+    if (this.inPlaceHandle !== null) {
+      this.openedAs = await handle.stat({ bigint: true });
+    }
     for (;;) {
       const { bytesRead } = await handle.read(this.buffer, this.filled, this.buffer.length - this.filled, null);
       if (bytesRead === 0) {
@@ -408,7 +289,7 @@ class FileStager {
       }
       await this.commit(bytesRead);
     }
-    this.finish();
+    await this.finish();
   }
 
   async readGzip(handle: FileHandle): Promise<void> {
@@ -425,7 +306,25 @@ class FileStager {
       }
     }
     await reading;
-    this.finish();
+    await this.finish();
+  }
+
+  /**
+   * Returns the file for DuckDB to read in place, or null when its records were staged.
+   * A file that changed while it was scanned, as its size, mtime or ctime show, is
+   * staged as far as it was scanned.
+   */
+  async finishInPlace(): Promise<InPlaceFile | null> {
+    const handle = this.inPlaceHandle;
+    if (handle === null || this.openedAs === null) {
+      return null;
+    }
+    const scanned = await handle.stat({ bigint: true });
+    if (!sameFileState(scanned, this.openedAs) || scanned.size !== BigInt(this.bufferOffset)) {
+      await this.stageScannedPart(0);
+      return null;
+    }
+    return { name: this.name, handle, readPath: descriptorPath(handle), scanned, records: this.records, longestLineBytes: this.longestRecordBytes };
   }
 
   /** Accounts for `bytesRead` new bytes at the end of the buffer and stages every complete line. */
@@ -445,13 +344,14 @@ class FileStager {
 
     const lastLineFeed = this.filled === start ? -1 : this.buffer.lastIndexOf(LINE_FEED, this.filled - 1);
     if (lastLineFeed < start) {
-      this.keepIncompleteLine(start);
+      await this.keepIncompleteLine(start);
       return;
     }
 
     await this.stageLines(start, lastLineFeed + 1);
     this.buffer.copy(this.buffer, 0, lastLineFeed + 1, this.filled);
     this.filled -= lastLineFeed + 1;
+    this.bufferOffset += lastLineFeed + 1;
   }
 
   /**
@@ -459,10 +359,11 @@ class FileStager {
    * buffer. A full buffer doubles up to maxLineBytes, as in the cleanup engine. A line
    * longer than that is counted as `too_long` and skipped up to its line feed.
    */
-  private keepIncompleteLine(start: number): void {
+  private async keepIncompleteLine(start: number): Promise<void> {
     if (start > 0) {
       this.buffer.copy(this.buffer, 0, start, this.filled);
       this.filled -= start;
+      this.bufferOffset += start;
       this.atFileStart = false;
     }
     if (this.filled < this.buffer.length) {
@@ -474,8 +375,10 @@ class FileStager {
       this.buffer = larger;
       return;
     }
-    this.tally.malformed++;
-    this.tally.malformedByKind['too_long'] = (this.tally.malformedByKind['too_long'] ?? 0) + 1;
+    await this.stageScannedPart(0);
+    const tally = this.pass.tally;
+    tally.malformed++;
+    tally.malformedByKind['too_long'] = (tally.malformedByKind['too_long'] ?? 0) + 1;
     this.inOverlongLine = true;
     this.atFileStart = false;
     this.filled = 0;
@@ -492,24 +395,29 @@ class FileStager {
     if (this.atFileStart) {
       this.atFileStart = false;
       if (bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) {
+        // DuckDB rejects a file that starts with one, so such a file is staged.
+        await this.stageScannedPart(start);
         start += 3;
       }
     }
 
+    const collector = this.pass.collector;
     const memory = bytes.buffer;
     let replies: StageHelperReply[];
     if (this.helper === null || !(memory instanceof SharedArrayBuffer) || bytes.byteOffset !== 0 || end - start < MIN_SPLIT_BYTES) {
-      replies = [classifyRegion(this.scanner, bytes, start, end)];
+      replies = [classifyRegion(this.scanner, bytes, start, end, collector)];
     } else {
       const split = bytes.indexOf(LINE_FEED, start + ((end - start) >>> 1)) + 1;
       const remote = this.helper.classify(memory, split, end);
       remote.catch(() => undefined);
-      const local = classifyRegion(this.scanner, bytes, start, split);
+      const local = classifyRegion(this.scanner, bytes, start, split, collector);
       replies = [local, await remote];
     }
 
     // Runs as start/end pairs; the first half's last run and the second half's first run join when they touch.
     const runs: number[] = [];
+    const duplicateKeyLines: number[] = [];
+    let loneSurrogateLines = 0;
     for (const reply of replies) {
       this.addCounts(reply);
       for (let index = 0; index < reply.runs.length; index += 2) {
@@ -519,29 +427,80 @@ class FileStager {
           runs.push(reply.runs[index]!, reply.runs[index + 1]!);
         }
       }
+      duplicateKeyLines.push(...reply.duplicateKeyLines);
+      loneSurrogateLines += reply.loneSurrogateLines;
     }
-    const slices: Buffer[] = [];
+
+    if (this.inPlaceHandle !== null) {
+      const allRecords = runs.length === 2 && runs[0] === start && runs[1] === end;
+      if (allRecords && duplicateKeyLines.length === 0 && loneSurrogateLines === 0) {
+        return;
+      }
+      await this.stageScannedPart(start);
+    }
+    await this.pass.writer.writeLines(this.recordSlices(runs, duplicateKeyLines));
+  }
+
+  /** Cuts the runs of record lines into slices, with each line that repeats a key rewritten. */
+  private recordSlices(runs: readonly number[], duplicateKeyLines: readonly number[]): Uint8Array[] {
+    const bytes = this.buffer;
+    const slices: Uint8Array[] = [];
+    let next = 0;
     for (let index = 0; index < runs.length; index += 2) {
-      slices.push(bytes.subarray(runs[index], runs[index + 1]));
+      let sliceStart = runs[index]!;
+      const runEnd = runs[index + 1]!;
+      while (next < duplicateKeyLines.length && duplicateKeyLines[next]! < runEnd) {
+        const lineStart = duplicateKeyLines[next++]!;
+        const lineEnd = bytes.indexOf(LINE_FEED, lineStart) + 1;
+        const repaired = repairLineForDuckDB(bytes.subarray(lineStart, lineEnd));
+        if (repaired === null) {
+          continue;
+        }
+        slices.push(bytes.subarray(sliceStart, lineStart), repaired);
+        sliceStart = lineEnd;
+        this.pass.repairedRecords++;
+      }
+      slices.push(bytes.subarray(sliceStart, runEnd));
     }
-    await this.writer.writeLines(slices);
+    return slices.filter((slice) => slice.length > 0);
+  }
+
+  /**
+   * Ends reading the file in place: copies its lines before `buffer[bufferIndex]`, all
+   * of them records, into staging, so that the lines from there on can follow.
+   */
+  private async stageScannedPart(bufferIndex: number): Promise<void> {
+    const handle = this.inPlaceHandle;
+    if (handle === null) {
+      return;
+    }
+    this.inPlaceHandle = null;
+    await copyLines(handle, 0, this.bufferOffset + bufferIndex, this.pass.writer, this.name);
   }
 
   private addCounts(reply: StageHelperReply): void {
-    const tally = this.tally;
+    const tally = this.pass.tally;
     tally.records += reply.records;
     tally.blankLines += reply.blankLines;
     for (const [kind, count] of Object.entries(reply.malformedByKind)) {
       tally.malformed += count;
       tally.malformedByKind[kind] = (tally.malformedByKind[kind] ?? 0) + count;
     }
+    this.records += reply.records;
+    this.longestRecordBytes = Math.max(this.longestRecordBytes, reply.longestRecordBytes);
+    if (reply.columns !== null) {
+      this.pass.schema?.merge(reply.columns);
+    }
   }
 
   /** Handles the end of the file: a last line without a line feed is a write in progress and is left out. */
-  private finish(): void {
+  private async finish(): Promise<void> {
     if (this.filled > 0 && !this.inOverlongLine) {
-      this.tally.partialLastLines.push(this.name);
+      this.pass.tally.partialLastLines.push(this.name);
+      // DuckDB would read the last line too if it is a complete object, so the file is staged.
+      await this.stageScannedPart(0);
     }
+    this.bufferOffset += this.filled;
     this.filled = 0;
   }
 }
