@@ -21,7 +21,7 @@ const USAGE = `Usage: audit-retention <command> [options]
 Commands:
   serve                      Start the HTTP service on HOST:PORT (default 127.0.0.1:8080).
   cleanup                    Delete expired records.
-      --dry-run              Report what would be deleted; change nothing.
+      --dry-run              Report what would be deleted; change no log file.
       --json                 Print the JSON object of POST /cleanup instead of text.
       --profile NAME         Profile of the config file (default: its 'profile:' key).
       --lock-timeout-ms MS   Maximum wait for the writers' lock per file, in ms.

@@ -177,8 +177,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       helper = ScanHelper.start({ scanner: scannerOptions, retention: retentionInputs, nowMs, countFacets });
     }
     if (!dryRun) {
-      // On large logs the SHA-256 of the deleted lines runs on its own thread, off the scan's path.
-      digest = useThreads ? ThreadedDigest.start() : new DeletedLinesDigest();
+      // On large logs the helper thread also computes the SHA-256 of the deleted lines.
+      digest = helper !== null ? new ThreadedDigest(helper.digestChannel()) : new DeletedLinesDigest();
     }
     const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     // The helper thread reads the chunks in place, so they live in shared memory when it runs.

@@ -4,7 +4,6 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 
 import type { DeletedLinesSink } from './file-cleanup.js';
 
@@ -50,13 +49,62 @@ export class DeletedLinesDigest implements RunDigest {
 }
 
 export type DigestRequest =
-  | { type: 'begin' }
-  | { type: 'add'; bytes: ArrayBuffer }
-  | { type: 'shared'; memory: SharedArrayBuffer; offset: number; ranges: number[] }
-  | { type: 'end'; committed: boolean }
-  | { type: 'digest' };
+  | { type: 'digest-begin' }
+  | { type: 'digest-add'; bytes: ArrayBuffer }
+  | { type: 'digest-shared'; memory: SharedArrayBuffer; offset: number; ranges: number[] }
+  | { type: 'digest-end'; committed: boolean }
+  | { type: 'digest-result' };
 
-export type DigestReply = { type: 'added'; bytes: number } | { type: 'shared' } | { type: 'digest'; hex: string };
+export type DigestReply =
+  | { type: 'digest-added'; bytes: number }
+  | { type: 'digest-shared' }
+  | { type: 'digest-result'; hex: string };
+
+export function isDigestRequest(message: { type: string }): message is DigestRequest {
+  return message.type.startsWith('digest-');
+}
+
+export function isDigestReply(message: { type: string }): message is DigestReply {
+  return message.type.startsWith('digest-');
+}
+
+/** The digest's state on the thread that hashes: the same commit rule as DeletedLinesDigest. */
+export class DigestState {
+  private runHash: Hash = createHash('sha256');
+  private fileHash: Hash | null = null;
+
+  handle(request: DigestRequest): DigestReply | null {
+    switch (request.type) {
+      case 'digest-begin':
+        this.fileHash = this.runHash.copy();
+        return null;
+      case 'digest-add':
+        this.fileHash?.update(new Uint8Array(request.bytes));
+        return { type: 'digest-added', bytes: request.bytes.byteLength };
+      case 'digest-shared':
+        for (let index = 0; index < request.ranges.length; index += 2) {
+          const start = request.ranges[index]!;
+          this.fileHash?.update(new Uint8Array(request.memory, request.offset + start, request.ranges[index + 1]! - start));
+        }
+        return { type: 'digest-shared' };
+      case 'digest-end':
+        if (request.committed && this.fileHash !== null) {
+          this.runHash = this.fileHash;
+        }
+        this.fileHash = null;
+        return null;
+      case 'digest-result':
+        return { type: 'digest-result', hex: this.runHash.copy().digest('hex') };
+    }
+  }
+}
+
+/** A message channel to the thread that hashes. */
+export interface DigestChannel {
+  post(request: DigestRequest, transfer?: ArrayBuffer[]): void;
+  onReply(handler: (reply: DigestReply) => void): void;
+  onError(handler: (error: Error) => void): void;
+}
 
 /** Bytes collected before they are sent to the worker in one message. */
 const BATCH_BYTES = 1024 * 1024;
@@ -65,8 +113,9 @@ const BATCH_BYTES = 1024 * 1024;
 const MAX_OUTSTANDING_BYTES = 32 * 1024 * 1024;
 
 /**
- * Computes the digest on a worker thread. The main thread copies the deleted bytes
- * (a memcpy, about ten times cheaper than SHA-256) and sends them in batches.
+ * Computes the digest on another thread, the scan helper's. Deleted ranges of the
+ * shared read buffers are hashed in place; other bytes are copied (a memcpy, about
+ * ten times cheaper than SHA-256) and sent in batches.
  */
 export class ThreadedDigest implements RunDigest {
   private batch = Buffer.allocUnsafe(BATCH_BYTES);
@@ -78,11 +127,11 @@ export class ThreadedDigest implements RunDigest {
   private readonly sharedDone: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private failure: Error | null = null;
 
-  private constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: DigestReply) => {
-      if (reply.type === 'shared') {
+  constructor(private readonly channel: DigestChannel) {
+    channel.onReply((reply) => {
+      if (reply.type === 'digest-shared') {
         this.sharedDone.shift()?.resolve();
-      } else if (reply.type === 'added') {
+      } else if (reply.type === 'digest-added') {
         this.outstanding -= reply.bytes;
         if (this.outstanding <= MAX_OUTSTANDING_BYTES) {
           for (const resolve of this.drained.splice(0)) resolve();
@@ -92,25 +141,21 @@ export class ThreadedDigest implements RunDigest {
         this.pendingDigest = null;
       }
     });
-    worker.on('error', (error) => {
+    channel.onError((error) => {
       this.failure = error;
       for (const waiter of this.sharedDone.splice(0)) waiter.reject(error);
     });
-  }
-
-  static start(): ThreadedDigest {
-    return new ThreadedDigest(new Worker(new URL('./hash-worker.js', import.meta.url)));
   }
 
   private post(request: DigestRequest, transfer: ArrayBuffer[] = []): void {
     if (this.failure !== null) {
       throw this.failure;
     }
-    this.worker.postMessage(request, transfer);
+    this.channel.post(request, transfer);
   }
 
   beginFile(): void {
-    this.post({ type: 'begin' });
+    this.post({ type: 'digest-begin' });
   }
 
   add(bytes: Uint8Array): void {
@@ -132,7 +177,7 @@ export class ThreadedDigest implements RunDigest {
     this.sendBatch();
     return new Promise<void>((resolve, reject) => {
       this.sharedDone.push({ resolve, reject });
-      this.post({ type: 'shared', memory: buffer.buffer as SharedArrayBuffer, offset: buffer.byteOffset, ranges: [...ranges] });
+      this.post({ type: 'digest-shared', memory: buffer.buffer as SharedArrayBuffer, offset: buffer.byteOffset, ranges: [...ranges] });
     });
   }
 
@@ -143,7 +188,7 @@ export class ThreadedDigest implements RunDigest {
     const bytes = this.batch.buffer.slice(this.batch.byteOffset, this.batch.byteOffset + this.batchLength);
     this.outstanding += this.batchLength;
     this.batchLength = 0;
-    this.post({ type: 'add', bytes }, [bytes]);
+    this.post({ type: 'digest-add', bytes }, [bytes]);
   }
 
   /** Sends what was collected and waits while too many bytes await hashing. */
@@ -158,7 +203,7 @@ export class ThreadedDigest implements RunDigest {
 
   endFile(committed: boolean): void {
     this.sendBatch();
-    this.post({ type: 'end', committed });
+    this.post({ type: 'digest-end', committed });
   }
 
   async digest(): Promise<string> {
@@ -166,11 +211,10 @@ export class ThreadedDigest implements RunDigest {
     const hex = new Promise<string>((resolve) => {
       this.pendingDigest = resolve;
     });
-    this.post({ type: 'digest' });
+    this.post({ type: 'digest-result' });
     return hex;
   }
 
-  async close(): Promise<void> {
-    await this.worker.terminate();
-  }
+  /** Nothing to release: the thread belongs to the scan helper. */
+  async close(): Promise<void> {}
 }

@@ -39,10 +39,10 @@ export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /**
- * Read buffers in the ring: while one is scanned, the next is being read and the two
- * before it may still be being written, so reads, scans and writes overlap.
+ * Read buffers in the ring: while one is scanned, the next is being read and the one
+ * before it may still be being written and hashed, so reads, scans and writes overlap.
  */
-export const READ_BUFFER_COUNT = 4;
+export const READ_BUFFER_COUNT = 3;
 
 /** gzip level of rewritten `.gz` files; 6 is the default of gzip(1) and logrotate. */
 const GZIP_LEVEL = 6;

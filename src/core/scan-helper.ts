@@ -7,6 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
+import { isDigestReply, type DigestChannel, type DigestReply } from './digest.js';
 import type { SerializedTally } from './line-processor.js';
 import type { RetentionInputs } from './retention.js';
 import type { ScannerOptions } from './scanner.js';
@@ -48,8 +49,17 @@ export class ScanHelper {
   localShare = 0.5;
   private failure: Error | null = null;
 
+  private digestReplyHandler: ((reply: DigestReply) => void) | null = null;
+  private digestErrorHandler: ((error: Error) => void) | null = null;
+
   private constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: ScanHelperReply) => this.pending.shift()?.resolve(reply));
+    worker.on('message', (reply: ScanHelperReply | DigestReply) => {
+      if (isDigestReply(reply)) {
+        this.digestReplyHandler?.(reply);
+      } else {
+        this.pending.shift()?.resolve(reply);
+      }
+    });
     worker.on('error', (error) => this.fail(error));
     worker.on('exit', (code) => this.fail(new Error(`scan helper thread exited with code ${code}`)));
   }
@@ -76,6 +86,19 @@ export class ScanHelper {
     return reply.tally;
   }
 
+  /** A channel to the helper thread for the digest of deleted lines, which it computes between scans. */
+  digestChannel(): DigestChannel {
+    return {
+      post: (request, transfer = []) => this.worker.postMessage(request, transfer),
+      onReply: (handler) => {
+        this.digestReplyHandler = handler;
+      },
+      onError: (handler) => {
+        this.digestErrorHandler = handler;
+      },
+    };
+  }
+
   async close(): Promise<void> {
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
@@ -93,6 +116,7 @@ export class ScanHelper {
 
   private fail(error: Error): void {
     this.failure = error;
+    this.digestErrorHandler?.(error);
     for (const waiter of this.pending.splice(0)) {
       waiter.reject(error);
     }

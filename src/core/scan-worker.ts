@@ -1,20 +1,25 @@
 /**
  * Worker thread that decides lines for the main thread: the main thread reads a
- * chunk into shared memory and scans one half while this worker scans the other.
+ * chunk into shared memory and scans one part while this worker scans the other.
  * Decisions are the same as on the main thread, because both build the same rules
- * from the same inputs and clock.
+ * from the same inputs and clock. In a real run the worker also computes the
+ * SHA-256 of the deleted lines (see DigestState), one thread fewer than a separate
+ * hashing worker would need.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
 
+import { DigestState, isDigestRequest } from './digest.js';
 import { LineProcessor } from './line-processor.js';
 import { RetentionRules } from './retention.js';
 import { LineScanner } from './scanner.js';
 import type { ScanHelperInit, ScanHelperReply, ScanHelperRequest } from './scan-helper.js';
+import type { DigestRequest } from './digest.js';
 
 const init = workerData as ScanHelperInit;
 const rules = new RetentionRules(init.retention, init.nowMs);
 const scanner = new LineScanner(init.scanner);
+const digest = new DigestState();
 
 let processor = newProcessor();
 
@@ -24,7 +29,15 @@ function newProcessor(): LineProcessor {
   return fresh;
 }
 
-parentPort!.on('message', (request: ScanHelperRequest) => {
+parentPort!.on('message', (request: ScanHelperRequest | DigestRequest) => {
+  if (isDigestRequest(request)) {
+    const reply = digest.handle(request);
+    if (reply !== null) {
+      parentPort!.postMessage(reply);
+    }
+    return;
+  }
+
   let reply: ScanHelperReply;
   if (request.type === 'lines') {
     const bytes = new Uint8Array(request.memory);
