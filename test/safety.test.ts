@@ -10,10 +10,13 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 
+import request from 'supertest';
+
+import { buildApp } from '../src/app.js';
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { ErrorCode } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
-import { NOW_MS, daysAgo, defaultProfile, recordLine, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+import { NOW_MS, daysAgo, defaultProfile, recordLine, runCli, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
 
 /** Starts a Node child that runs `source` and resolves once it prints "ready". */
 async function startChild(t: TestContext, source: string, args: string[]): Promise<ChildProcess> {
@@ -161,4 +164,58 @@ test('full disk keeps the original', async (t) => {
   // Removing a fully expired file needs no space, so it still happens.
   assert.ok(!names.includes('logs-20250101T000000.jsonl'));
   assert.deepEqual(Object.fromEntries(outcome.deletedPerSchema), { 'mxcp.endpoints:1': 1 });
+});
+
+test('HTTP cleanup answers 423 with Retry-After', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logDirectory = join(directory, 'audit');
+  const content = recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) });
+  await writeText(join(logDirectory, 'logs-20260101T000000.jsonl'), content);
+  await writeText(join(logDirectory, 'logs-20260201T000000.jsonl'), content);
+  await writeText(join(logDirectory, 'logs.jsonl.lock'), '');
+  const holder = spawn('flock', [join(logDirectory, 'logs.jsonl.lock'), '-c', 'echo ready; sleep 5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    holder.kill('SIGKILL');
+  });
+  await once(holder.stdout!, 'data');
+  const app = await buildApp(testSettings(configPath));
+  await app.ready();
+  t.after(() => app.close());
+
+  const response = await request(app.server).post('/cleanup?lockTimeoutMs=200').expect(423);
+
+  assert.equal(response.headers['retry-after'], '1');
+  assert.equal(response.body.status, 'error');
+  assert.match(response.body.message, /^Log file locked: .*logs-20260101T000000\.jsonl/);
+  assert.deepEqual(response.body.details.files_not_processed, ['logs-20260201T000000.jsonl']);
+  assert.equal(await readFile(join(logDirectory, 'logs-20260101T000000.jsonl'), 'utf8'), content);
+});
+
+test('concurrent cleanup answers 409', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logDirectory = join(directory, 'audit');
+  await writeText(join(logDirectory, 'logs.jsonl'), recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) }));
+  await writeText(join(logDirectory, 'logs.jsonl.lock'), '');
+  // The first cleanup waits at the writers' lock, holding the run lock of the directory.
+  const holder = spawn('flock', [join(logDirectory, 'logs.jsonl.lock'), '-c', 'echo ready; sleep 2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    holder.kill('SIGKILL');
+  });
+  await once(holder.stdout!, 'data');
+  const app = await buildApp(testSettings(configPath));
+  await app.ready();
+  t.after(() => app.close());
+
+  const first = request(app.server).post('/cleanup?lockTimeoutMs=10000').then((response) => response);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const second = await request(app.server).post('/cleanup').expect(409);
+  const cli = await runCli(['cleanup', '--config', configPath]);
+
+  assert.equal(second.body.code, 'AR_CLEANUP_RUNNING');
+  assert.ok(second.headers['retry-after']);
+  assert.equal(cli.code, 1);
+  assert.match(cli.stderr, /already running/);
+  assert.equal((await first).status, 200);
 });
