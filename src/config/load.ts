@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 
 import { ErrorCode, RetentionError } from '../core/errors.js';
@@ -14,6 +14,8 @@ import { parseRetentionValue, type RetentionDays } from '../core/retention.js';
 import { parseIsoString } from '../core/timestamp.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_MAX_FILE_SIZE, DEFAULT_SIZE_WARNING_BYTES } from './defaults.js';
 import { DEFAULT_FSYNC_POLICY, DEFAULT_MAX_BATCH_BYTES } from './defaults.js';
+import { validateConfigFile } from './config-file-validator.js';
+import { validateEnvironment } from './environment-validator.js';
 import type { AuditSection, ConfigFile, Environment } from './schema.js';
 
 /** JSON Schemas written by the build from src/config/schema.ts; see scripts/emit-config-schemas.ts. */
@@ -23,15 +25,6 @@ interface ConfigSchemas {
 }
 
 const SCHEMAS = JSON.parse(readFileSync(new URL('./config-schemas.json', import.meta.url), 'utf8')) as ConfigSchemas;
-
-// The config file is checked as written; only the environment's strings are coerced to numbers.
-const validateConfigFile: ValidateFunction<ConfigFile> = new Ajv({ allErrors: true, strict: false }).compile(SCHEMAS.configFile);
-const validateEnvironment: ValidateFunction<Environment> = new Ajv({
-  allErrors: true,
-  strict: false,
-  useDefaults: true,
-  coerceTypes: true,
-}).compile(SCHEMAS.environment);
 
 /** Keys of the audit section, read from its schema; any other key is reported as a likely typo. */
 const AUDIT_KEYS: ReadonlySet<string> = new Set(Object.keys(auditSectionProperties()));
