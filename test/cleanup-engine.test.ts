@@ -115,6 +115,11 @@ test('dry run matches real run', async (t) => {
     dryRun.files.map((file) => [file.file.name, file.action, file.tally.expired]),
     realRun.files.map((file) => [file.file.name, file.action, file.tally.expired]),
   );
+  assert.deepEqual(
+    dryRun.files.map((file) => [file.file.name, file.bytesBefore, file.bytesAfter]),
+    realRun.files.map((file) => [file.file.name, file.bytesBefore, file.bytesAfter]),
+  );
+  assert.equal(cleanupResponse(dryRun).details!.bytes_freed, cleanupResponse(realRun).details!.bytes_freed);
 
   const again = await cleanup(setup, true);
   assert.equal(again.totalDeleted, 0);
@@ -298,9 +303,24 @@ test('unreadable gzip fails only itself', async (t) => {
 
   assert.equal(outcome.status, 'error');
   assert.equal(outcome.error?.code, ErrorCode.FILE_UNREADABLE);
-  assert.match(outcome.error!.message, /logs\.jsonl\.2\.gz/);
+  assert.match(outcome.error!.message, /logs\.jsonl\.2\.gz: it is not valid gzip data/);
   assert.deepEqual(deletedObject(outcome), { 'mxcp.endpoints:1': 1 });
   assert.deepEqual(await readFile(join(setup.logDirectory, 'logs.jsonl.2.gz')), Buffer.from('this is not gzip'));
+});
+
+test('gzip with trailing bytes is kept', async (t) => {
+  const setup = await fixture(t);
+  const path = join(setup.logDirectory, 'logs.jsonl.2.gz');
+  const content = Buffer.concat([gzipSync(recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) })), Buffer.from('\0\0\0\0garbage')]);
+  await writeText(path, content);
+
+  const dryRun = await cleanup(setup, true);
+  const realRun = await cleanup(setup, false);
+
+  assert.equal(dryRun.error?.code, ErrorCode.FILE_UNREADABLE);
+  assert.equal(realRun.error?.code, ErrorCode.FILE_UNREADABLE);
+  assert.match(realRun.error!.message, /logs\.jsonl\.2\.gz: it has bytes after the end of its gzip data/);
+  assert.deepEqual(await readFile(path), content);
 });
 
 test('symbolic link is skipped', async (t) => {

@@ -180,6 +180,22 @@ test('last cleanup is kept across restarts', async (t) => {
   assert.equal(report.last_cleanup?.at, new Date(NOW_MS).toISOString());
 });
 
+test('unreadable gzip is skipped by stats', async (t) => {
+  const setup = await setupLog(t);
+  await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), Buffer.from('this is not gzip'));
+
+  const report = await stats(setup);
+
+  assert.equal(report.total_records, 4);
+  assert.deepEqual(
+    report.files.map((file) => file.path),
+    ['logs-20260101T000000.jsonl', 'logs-20261101T000000.jsonl'],
+  );
+  assert.equal(report.files_skipped.length, 1);
+  assert.equal(report.files_skipped[0]!.path, 'logs.jsonl.2.gz');
+  assert.match(report.files_skipped[0]!.reason, /not valid gzip data/);
+});
+
 test('GET /stats answers over HTTP', async (t) => {
   const setup = await setupLog(t);
   const token = 'read-token-0123456789';

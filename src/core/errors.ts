@@ -102,10 +102,15 @@ export function fromFileSystemError(error: unknown, action: string, path: string
         { cause: error },
       );
     case 'Z_BUF_ERROR':
+      return new RetentionError(
+        ErrorCode.FILE_UNREADABLE,
+        `Could not read ${path}: its gzip data ends too early (${reason}). Restore it from a backup, or move it out of the log directory.`,
+        { cause: error },
+      );
     case 'Z_DATA_ERROR':
       return new RetentionError(
         ErrorCode.FILE_UNREADABLE,
-        `Could not read ${path}: it is not a complete gzip file (${reason}). Restore it from a backup, or move it out of the log directory.`,
+        `Could not read ${path}: it is not valid gzip data (${reason}). Restore it from a backup, or move it out of the log directory.`,
         { cause: error },
       );
     default:

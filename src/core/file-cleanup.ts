@@ -60,7 +60,7 @@ export interface FileResult {
   action: FileAction;
   tally: FileTally;
   bytesBefore: number;
-  /** Size after the run; for a dry run an estimate from the kept bytes. */
+  /** Size after the run; a dry run reports the size the real run would write. */
   bytesAfter: number;
   /** Why the file was left untouched, for `skipped`. */
   skipReason: string | null;
@@ -679,7 +679,16 @@ function fileHandleSink(handle: FileHandle): Writable {
   });
 }
 
-/** A gzip file: one pass to decide, a second to rewrite when anything is expired. */
+/** Returns a sink that discards its input: the dry run of a gzip file compresses only to learn the size. */
+function discardSink(): Writable {
+  return new Writable({
+    write(_chunk: Buffer, _encoding, callback) {
+      callback();
+    },
+  });
+}
+
+/** A gzip file: one pass to decide, a second to rewrite (or, in a dry run, to size the rewrite) when anything is expired. */
 class GzipFileJob extends FileJob {
   async run(): Promise<FileResult> {
     const { identity, mode, uid, gid } = await this.openSource();
@@ -691,8 +700,10 @@ class GzipFileJob extends FileJob {
       return this.result('unchanged', this.bytesBefore);
     }
     if (this.options.dryRun) {
+      // The compressed size is known only by compressing, so the dry run reports what the real run will write.
+      const bytesAfter = tally.keptBytes === 0 ? 0 : await this.compressKeptLines(discardSink());
       await this.closeSource();
-      return this.result(tally.keptBytes === 0 ? 'removed' : 'rewritten', this.bytesBefore);
+      return this.result(tally.keptBytes === 0 ? 'removed' : 'rewritten', bytesAfter);
     }
 
     if (tally.keptBytes === 0) {
@@ -710,14 +721,7 @@ class GzipFileJob extends FileJob {
 
     // The second pass repeats every decision on the same descriptor, so its tally is the same.
     const output = await this.createOutput(mode, uid, gid);
-    const compressor = createGzip({ level: GZIP_LEVEL });
-    const kept = new PassThrough();
-    const writing = pipeline(kept, compressor, fileHandleSink(output));
-    writing.catch(() => undefined);
-    const rewrite = new LineProcessor(this.processorScanner(), this.options.rules);
-    await this.decompressLines(rewrite, kept);
-    kept.end();
-    await writing;
+    await this.compressKeptLines(fileHandleSink(output));
     const bytesAfter = (await output.stat()).size;
     await output.datasync();
 
@@ -728,6 +732,27 @@ class GzipFileJob extends FileJob {
       await this.closeSource();
       return this.result('rewritten', bytesAfter);
     });
+  }
+
+  /**
+   * Decides every line again and writes the kept ones, gzip-compressed, to `sink`.
+   * Returns the number of compressed bytes.
+   */
+  private async compressKeptLines(sink: Writable): Promise<number> {
+    const compressor = createGzip({ level: GZIP_LEVEL });
+    let compressedBytes = 0;
+    compressor.on('data', (chunk: Buffer) => {
+      compressedBytes += chunk.length;
+    });
+    const kept = new PassThrough();
+    const writing = pipeline(kept, compressor, sink);
+    writing.catch(() => undefined);
+
+    const rewrite = new LineProcessor(this.processorScanner(), this.options.rules);
+    await this.decompressLines(rewrite, kept);
+    kept.end();
+    await writing;
+    return compressedBytes;
   }
 
   private processorScanner(): LineScanner {
@@ -763,7 +788,7 @@ class GzipFileJob extends FileJob {
       }
       const deleted = processor.processLines(buffer, 0, lastLineFeed + 1);
       const runs = processor.keptRuns;
-      if (kept !== null && deleted > 0) {
+      if (kept !== null && deleted > 0 && !this.options.dryRun) {
         passDeletedLines(this.options, buffer, runs, 0, lastLineFeed + 1);
       }
       const slices: Buffer[] = [];
@@ -827,7 +852,17 @@ class GzipFileJob extends FileJob {
       }
       await emit([buffer.subarray(0, filled)]);
     }
-    await reading;
+    await reading.catch((error: unknown) => {
+      // Gunzip stops at bytes that do not start another gzip member and aborts the read of the rest.
+      if ((error as NodeJS.ErrnoException).code === 'ABORT_ERR') {
+        throw new RetentionError(
+          ErrorCode.FILE_UNREADABLE,
+          `Could not read ${this.file.path}: it has bytes after the end of its gzip data, which a rewrite would drop. Check it with 'gzip -t', then repair it or move it out of the log directory.`,
+          { cause: error },
+        );
+      }
+      throw error;
+    });
   }
 }
 

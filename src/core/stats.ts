@@ -7,6 +7,7 @@
 
 import type { ProfileSettings } from '../config/load.js';
 import type { LastCleanup, StatsResponse } from '../schemas/stats.js';
+import { fromFileSystemError, isRetentionError, type RetentionError } from './errors.js';
 import { cleanupFile, DEFAULT_CHUNK_BYTES } from './file-cleanup.js';
 import { readLastCleanup, type CleanupHistoryRecord } from './history.js';
 import { discoverLayout, type LogFile } from './layout.js';
@@ -215,6 +216,17 @@ async function currentSummary(file: LogFile, index: ScanIndex, context: ScanCont
   return { summary: scanned, scanned: true, state };
 }
 
+/** Returns the RetentionError of a file that could not be read; rethrows anything else, which is a defect. */
+function unreadableFileError(error: unknown, path: string): RetentionError {
+  if (isRetentionError(error)) {
+    return error;
+  }
+  if (typeof (error as NodeJS.ErrnoException | undefined)?.code === 'string') {
+    return fromFileSystemError(error, 'read', path);
+  }
+  throw error;
+}
+
 /** Collects the stats of one profile. Throws LOG_DIR_MISSING like a cleanup for an enabled profile. */
 export async function collectStats(request: StatsRequest): Promise<StatsReport> {
   const startedAt = performance.now();
@@ -275,7 +287,18 @@ export async function collectStats(request: StatsRequest): Promise<StatsReport> 
   let latestMs = -Infinity;
 
   for (const file of layout.files) {
-    const { summary, scanned, state } = await currentSummary(file, index, context);
+    let current: Awaited<ReturnType<typeof currentSummary>>;
+    try {
+      current = await currentSummary(file, index, context);
+    } catch (error) {
+      // One unreadable file (a corrupt rotated .gz, say) must not hide the stats of the others.
+      const failure = unreadableFileError(error, file.path);
+      request.logger?.warn({ profile: profile.name, file: file.name, code: failure.code }, 'log file skipped by stats');
+      index.delete(file.name);
+      report.files_skipped.push({ path: file.name, reason: failure.message });
+      continue;
+    }
+    const { summary, scanned, state } = current;
     if (scanned) {
       report.files_scanned++;
     }
