@@ -95,7 +95,8 @@ test('several profiles need a name', async (t) => {
 
 test('invalid config names key', async (t) => {
   const cases: [yaml: string, expected: RegExp][] = [
-    ['profiles:\n  default:\n    audit:\n      enabled: maybe\n', /\/profiles\/default\/audit\/enabled: must be boolean\.$/],
+    ['profiles:\n  default:\n    audit:\n      enabled: maybe\n', /\/profiles\/default\/audit\/enabled: must be boolean \(got "maybe"\)\.$/],
+    ['profiles:\n  default:\n    audit:\n      timestamp_unit: us\n', /\/profiles\/default\/audit\/timestamp_unit: must be one of "ms", "s" \(got "us"\)\.$/],
     ['profiles:\n  default:\n    audit:\n      retention_days: .inf\n', /Invalid retention_days Infinity in profile 'default'/],
     ['profiles:\n  default:\n    audit:\n      retention: {auth.events: -1}\n', /schema 'auth\.events'/],
     ['profile: missing\nprofiles:\n  default: {}\n', /names profile 'missing'/],
@@ -110,6 +111,15 @@ test('invalid config names key', async (t) => {
       yaml,
     );
   }
+});
+
+test('config path of a directory', async (t) => {
+  const directory = await temporaryDirectory(t);
+
+  assert.throws(
+    () => loadSettings({ configPath: directory, env: {} }),
+    (error: unknown) => error instanceof RetentionError && error.code === ErrorCode.CONFIG_INVALID && /^Could not read config file .*EISDIR/.test(error.message),
+  );
 });
 
 test('unknown audit key warns', async (t) => {

@@ -95,6 +95,21 @@ test('read-only directory fails the cleanup', { skip: SKIP_REASON }, async (t) =
   assert.equal(await readFile(logPath, 'utf8'), EXPIRED + KEPT);
 });
 
+test('foreign group fails the rewrite', { skip: SKIP_REASON }, async (t) => {
+  const { root, configPath } = await fixture(t, ['default']);
+  const directory = await logDirectory(root, 'default', NOBODY, 0o755);
+  const logPath = join(directory, 'logs.jsonl');
+  await writeFile(logPath, EXPIRED + KEPT);
+  await chown(logPath, NOBODY, 0);
+  await chmod(logPath, 0o664);
+
+  const result = await runCliAsNobody(['cleanup', '--config', configPath]);
+
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`Permission denied: could not give the rewritten copy of ${logPath} its owner ${NOBODY}:0 \\(EPERM, fchown\\)\\. Run the cleanup as user ${NOBODY} with group 0`));
+  assert.equal(await readFile(logPath, 'utf8'), EXPIRED + KEPT);
+});
+
 test('unlistable directory fails the cleanup', { skip: SKIP_REASON }, async (t) => {
   const { root, configPath } = await fixture(t, ['default']);
   const directory = await logDirectory(root, 'default', 0, 0o700);

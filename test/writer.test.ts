@@ -105,6 +105,7 @@ test('invalid line rejects the whole batch', async (t) => {
     ['"text"\n', /^Line 1 is a string, not a JSON object/],
     ['{"timestamp": "yesterday"}\n', /^Line 1 has timestamp "yesterday", which is not a timestamp/],
     ['{"timestamp": null}\n', /^Line 1 has timestamp null/],
+    ['{"timestamp": 1e400}\n', /^Line 1 has timestamp a number too large to be a timestamp/],
     ['\n \n', /contains no record/],
   ];
 

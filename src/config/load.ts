@@ -35,8 +35,47 @@ function auditSectionProperties(): Record<string, unknown> {
   return audit.anyOf[0]!.properties!;
 }
 
+/**
+ * Turns Ajv's errors into one message per error. A value that must be one of several
+ * constants (a TypeBox union of literals) gets the list of them, not Ajv's "must be
+ * equal to constant" for the first.
+ */
 function ajvProblems(errors: ErrorObject[] | null | undefined): { instancePath: string; message: string }[] {
-  return (errors ?? []).map((error) => ({ instancePath: error.instancePath, message: error.message ?? 'is invalid' }));
+  const allowedByPath = new Map<string, unknown[]>();
+  for (const error of errors ?? []) {
+    let allowed: unknown[] = [];
+    if (error.keyword === 'const') {
+      allowed = [error.params['allowedValue']];
+    } else if (error.keyword === 'enum') {
+      allowed = error.params['allowedValues'] as unknown[];
+    }
+    if (allowed.length > 0) {
+      allowedByPath.set(error.instancePath, [...(allowedByPath.get(error.instancePath) ?? []), ...allowed]);
+    }
+  }
+
+  return (errors ?? []).map((error) => {
+    const allowed = allowedByPath.get(error.instancePath);
+    const message = allowed === undefined ? (error.message ?? 'is invalid') : `must be one of ${allowed.map((value) => JSON.stringify(value)).join(', ')}`;
+    return { instancePath: error.instancePath, message };
+  });
+}
+
+/** Returns the value at a JSON Pointer such as `/profiles/default/audit/enabled`, or undefined. */
+function valueAt(document: unknown, pointer: string): unknown {
+  let value = document;
+  for (const token of pointer.split('/').slice(1)) {
+    if (typeof value !== 'object' || value === null) {
+      return undefined;
+    }
+    value = (value as Record<string, unknown>)[token.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return value;
+}
+
+/** Formats a scalar value as ` (got VALUE)`; nested values are left out, since the path names them. */
+function shownValue(value: unknown): string {
+  return value === null || ['string', 'number', 'boolean'].includes(typeof value) ? ` (got ${JSON.stringify(value)})` : '';
 }
 
 /** Config file names looked up in the working directory, in order, when none is named. */
@@ -167,10 +206,18 @@ function readEnvironment(env: NodeJS.ProcessEnv): Environment {
 }
 
 function readConfigFile(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw configError(`Could not read config file ${path}: ${reason}. Pass a readable YAML file with --config or AUDIT_RETENTION_CONFIG.`, error);
+  }
+
   let document: unknown;
   try {
     // YAML 1.1, as PyYAML reads mxcp-site.yml, so `enabled: yes` is a boolean here too.
-    document = parseYaml(readFileSync(path, 'utf8'), { uniqueKeys: true, version: '1.1' });
+    document = parseYaml(text, { uniqueKeys: true, version: '1.1' });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw configError(`Config file ${path} is not valid YAML: ${reason}`, error);
@@ -184,7 +231,9 @@ function readConfigFile(path: string): ConfigFile {
 
   checkRetentionValues(document as Record<string, unknown>, path);
   if (!validateConfigFile(document)) {
-    const problems = firstProblemPerPath(ajvProblems(validateConfigFile.errors)).map(({ path, message }) => `${path || '/'}: ${message}`);
+    const problems = firstProblemPerPath(ajvProblems(validateConfigFile.errors)).map(
+      ({ path, message }) => `${path || '/'}: ${message}${shownValue(valueAt(document, path))}`,
+    );
     throw configError(`Config file ${path} is invalid: ${problems.join('; ')}.`);
   }
   return document;

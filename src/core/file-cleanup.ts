@@ -245,9 +245,18 @@ abstract class FileJob {
     this.output = output;
     await output.chmod(mode & 0o7777);
     if (uid !== process.getuid?.() || gid !== process.getgid?.()) {
-      this.stage = 'keep the owner of';
-      await output.chown(uid, gid);
-      this.stage = 'write a temporary copy of';
+      await output.chown(uid, gid).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'EPERM') {
+          throw error;
+        }
+        // On Linux, only root (CAP_CHOWN) may give a file to another user, or to a group that the process is not in.
+        throw new RetentionError(
+          ErrorCode.PERMISSION_DENIED,
+          `Permission denied: could not give the rewritten copy of ${this.file.path} its owner ${uid}:${gid} (EPERM, fchown). ` +
+            `Run the cleanup as user ${uid} with group ${gid} among its groups, or as root.`,
+          { cause: error },
+        );
+      });
     }
     return output;
   }

@@ -49,6 +49,14 @@ function describeJsonType(value: unknown): string {
 }
 
 /** Returns true when `bytes` contains only JSON white space (space, tab, carriage return). */
+/** Formats a rejected timestamp value for a message; JSON.stringify would show a number too large for a double, such as 1e400, as null. */
+function shownTimestamp(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    return 'a number too large to be a timestamp';
+  }
+  return JSON.stringify(value);
+}
+
 function isBlank(bytes: Uint8Array): boolean {
   for (const byte of bytes) {
     if (byte !== 0x20 && byte !== 0x09 && byte !== CARRIAGE_RETURN) {
@@ -206,7 +214,7 @@ export class RecordPreparer {
     const hasTimestamp = Object.hasOwn(record, field);
     if (hasTimestamp && kind === LineKind.NO_TIMESTAMP) {
       throw invalid(
-        `${label} has ${field} ${JSON.stringify(record[field])}, which is not a timestamp: use an ISO 8601 date-time ` +
+        `${label} has ${field} ${shownTimestamp(record[field])}, which is not a timestamp: use an ISO 8601 date-time ` +
           `such as 2026-12-04T12:00:00Z or a number of epoch ${this.format.timestampUnit === 's' ? 'seconds' : 'milliseconds'}, ` +
           `or leave ${field} out to have the current time filled in.`,
       );
