@@ -212,7 +212,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         logger?.warn({ profile: profile.name, file: plan.file.name, reason: result.skipReason }, 'log file skipped');
       }
       if (result.error !== null) {
-        logger?.error({ profile: profile.name, file: plan.file.name, code: result.error.code, err: result.error }, 'log file cleanup failed');
+        // The catalogued message names the path and the remedy; a stack trace would only repeat this module.
+        logger?.error({ profile: profile.name, file: plan.file.name, code: result.error.code, reason: result.error.message }, 'log file cleanup failed');
         if (result.error.code === ErrorCode.LOG_LOCKED) {
           // Leave every file not yet finished untouched, so the caller can retry the whole run.
           outcome.notProcessed = layout.files.slice(position + 1).map((remaining) => remaining.name);

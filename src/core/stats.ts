@@ -293,7 +293,7 @@ export async function collectStats(request: StatsRequest): Promise<StatsReport> 
     } catch (error) {
       // One unreadable file (a corrupt rotated .gz, say) must not hide the stats of the others.
       const failure = unreadableFileError(error, file.path);
-      request.logger?.warn({ profile: profile.name, file: file.name, code: failure.code }, 'log file skipped by stats');
+      request.logger?.warn({ profile: profile.name, file: file.name, code: failure.code, reason: failure.message }, 'log file skipped by stats');
       index.delete(file.name);
       report.files_skipped.push({ path: file.name, reason: failure.message });
       continue;
