@@ -42,10 +42,12 @@ export class AuditRetention extends EventEmitter<ServiceEvents> {
   }
 
   private indexFor(profile: ProfileSettings): Promise<ScanIndex> {
-    let index = this.indexes.get(profile.logPath);
+    // Two profiles may share a log but read another timestamp field, so the settings are part of the key.
+    const key = `${profile.logPath}\0${profile.timestampField}\0${profile.timestampUnit}`;
+    let index = this.indexes.get(key);
     if (index === undefined) {
-      index = ScanIndex.load(profile.logPath);
-      this.indexes.set(profile.logPath, index);
+      index = ScanIndex.load(profile.logPath, { timestampField: profile.timestampField, timestampUnit: profile.timestampUnit });
+      this.indexes.set(key, index);
     }
     return index;
   }

@@ -61,7 +61,8 @@ test('history and metrics over HTTP', async (t) => {
   assert.match(after.text, /^audit_retention_records_deleted_total\{profile="default",schema="mxcp.endpoints:1"\} 1$/m);
   assert.match(after.text, /^audit_retention_cleanup_duration_seconds_count\{profile="default",dry_run="false"\} 1$/m);
   assert.match(after.text, /^audit_retention_last_successful_cleanup_timestamp_seconds\{profile="default"\} \d+/m);
-  assert.doesNotMatch(after.text, /^audit_retention_expired_records\{/m);
+  assert.match(after.text, /^audit_retention_expired_records\{profile="default",schema="mxcp.endpoints:1"\} 0$/m);
+  assert.doesNotMatch(after.text, /^audit_retention_expired_records\{.*\} [1-9]/m);
   assert.equal(history.body.profile, 'default');
   assert.equal(history.body.records.length, 1);
   assert.match(history.body.records[0].requested_by, /127\.0\.0\.1/);

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
+import { collectStats } from '../src/core/stats.js';
 import { ScanIndex } from '../src/core/scan-index.js';
 import { DAY_MS, NOW_MS, daysAgo, defaultProfile, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+import { open } from 'node:fs/promises';
 
 interface Setup {
   configPath: string;
@@ -141,4 +143,68 @@ test('damaged index is ignored', async (t) => {
 
   assert.deepEqual(Object.values(fromIndex(outcome)), [false, false, false]);
   assert.deepEqual(deleted(outcome), deleted(await run(setup, true, NOW_MS, false)));
+});
+
+/** Runs a cleanup with the config `extraAudit` lines, on the log directory of `directory`, using the saved index. */
+async function runWithConfig(directory: string, extraAudit: string, dryRun: boolean): Promise<CleanupOutcome> {
+  const settings = testSettings(await writeConfig(directory, extraAudit));
+  return runCleanup({ profile: defaultProfile(settings), dryRun, nowMs: NOW_MS });
+}
+
+test('index ignored after timestamp_field change', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const path = join(directory, 'audit', 'logs-20260101T000000.jsonl');
+  await writeText(path, recordLine({ timestamp: daysAgo(300), time: daysAgo(1) }).repeat(3));
+  await runWithConfig(directory, '', true);
+
+  const outcome = await runWithConfig(directory, 'timestamp_field: time', false);
+
+  assert.equal(outcome.totalDeleted, 0);
+  assert.equal(fromIndex(outcome)['logs-20260101T000000.jsonl'], false);
+  assert.equal((await readFile(path, 'utf8')).split('\n').length, 4);
+});
+
+test('index ignored after timestamp_unit change', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const path = join(directory, 'audit', 'logs-20260101T000000.jsonl');
+  // Two days ago in seconds; read as milliseconds it is January 1970.
+  const epochSeconds = Math.floor((NOW_MS - 2 * DAY_MS) / 1000);
+  await writeText(path, `{"timestamp": ${epochSeconds}}\n{"timestamp": ${epochSeconds + 1}}\n`);
+  const asMilliseconds = await runWithConfig(directory, '', true);
+
+  const asSeconds = await runWithConfig(directory, 'timestamp_unit: s', false);
+
+  assert.equal(asMilliseconds.totalDeleted, 2);
+  assert.equal(asSeconds.totalDeleted, 0);
+  assert.equal(await readFile(path, 'utf8'), `{"timestamp": ${epochSeconds}}\n{"timestamp": ${epochSeconds + 1}}\n`);
+});
+
+test('edit then append never removes unread', async (t) => {
+  const setup = await setupLog(t);
+  const path = join(setup.logDirectory, 'logs-20250101T000000.jsonl');
+  // Over twice the 4 KiB that the edge hashes cover, so the edit falls between them.
+  const before = Array.from({ length: 50 }, () => recordLine({ timestamp: daysAgo(300) })).join('');
+  const after = Array.from({ length: 50 }, () => recordLine({ timestamp: daysAgo(300) })).join('');
+  await writeFile(path, before + recordLine({ timestamp: daysAgo(200) }) + after);
+  const settings = testSettings(setup.configPath);
+  const index = await ScanIndex.load(defaultProfile(settings).logPath, { timestampField: 'timestamp', timestampUnit: 'ms' });
+  await collectStats({ profile: defaultProfile(settings), nowMs: NOW_MS, index });
+
+  // Same length: the record from 200 days ago moves to yesterday, then a record is appended.
+  const content = await readFile(path, 'utf8');
+  const edited = content.replace(daysAgo(200), daysAgo(1));
+  assert.equal(edited.length, content.length);
+  const handle = await open(path, 'r+');
+  await handle.write(edited, 0, 'utf8');
+  await handle.close();
+  await appendFile(path, recordLine({ timestamp: daysAgo(300) }));
+  await collectStats({ profile: defaultProfile(settings), nowMs: NOW_MS, index });
+  await index.save();
+
+  const real = await run(setup, false);
+
+  const result = real.files.find((file) => file.file.name === 'logs-20250101T000000.jsonl')!;
+  assert.equal(result.fromIndex === true, false);
+  assert.equal(result.action, 'rewritten');
+  assert.equal(await readFile(path, 'utf8'), `${edited.split('\n')[50]}\n`);
 });

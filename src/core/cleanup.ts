@@ -18,7 +18,7 @@ import { appendCleanupRecord, type CleanupHistoryRecord } from './history.js';
 import { cleanupHistoryPathFor, discoverLayout, type LogFile, type SkippedFile } from './layout.js';
 import { cleanupResponse } from './report.js';
 import type { FileTally } from './line-processor.js';
-import { ScanIndex, fileState, freshness, summaryFromScan, tallyFromSummary, type FileState } from './scan-index.js';
+import { ScanIndex, fileState, freshness, sameState, summaryFromScan, tallyFromSummary, type FileState } from './scan-index.js';
 import { acquireRunLock, LogLock } from './lock.js';
 import type { Logger } from './logger.js';
 import { OpenWriters } from './open-writers.js';
@@ -135,7 +135,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     extractLabels: countFacets,
   };
   const scanner = new LineScanner(scannerOptions);
-  const index = request.index === undefined ? await ScanIndex.load(profile.logPath) : request.index;
+  const scanSettings = { timestampField: profile.timestampField, timestampUnit: profile.timestampUnit };
+  const index = request.index === undefined ? await ScanIndex.load(profile.logPath, scanSettings) : request.index;
 
   const runId = newRunId();
   let digest: RunDigest | null = null;
@@ -366,14 +367,14 @@ interface FilePlan {
 }
 
 /**
- * Looks the file up in the index. A fresh entry decides a file with nothing expired,
- * a file whose content is all expired records, and, for a dry run, any file whose
- * expired count the entry can compute. Everything else is read.
+ * Looks the file up in the index. A fresh entry from a complete scan decides a file
+ * with nothing expired, a file whose content is all expired records, and, for a dry
+ * run, any file whose expired count the entry can compute. Everything else is read.
  */
 async function planFile(file: LogFile, index: ScanIndex | null, rules: RetentionRules, dryRun: boolean): Promise<FilePlan> {
   const state = await fileState(file.path);
   const summary = index?.get(file.name);
-  if (state === null || summary === undefined || (await freshness(summary, file.path, state)) !== 'fresh') {
+  if (state === null || summary === undefined || !summary.fullScan || (await freshness(summary, file.path, state)) !== 'fresh') {
     return { file, state, cached: null };
   }
 
@@ -415,15 +416,6 @@ async function runPlan(plan: FilePlan, options: FileCleanupOptions, index: ScanI
   return result;
 }
 
-function sameState(left: FileState, right: FileState): boolean {
-  return (
-    left.dev === right.dev &&
-    left.ino === right.ino &&
-    left.size === right.size &&
-    left.mtimeNs === right.mtimeNs &&
-    left.ctimeNs === right.ctimeNs
-  );
-}
 
 /** Fills the totals and the deciding error from the per-file results. */
 function summarize(outcome: CleanupOutcome, rules: RetentionRules): void {

@@ -21,7 +21,16 @@ import type { RetentionRules } from './retention.js';
 const EDGE_BYTES = 4096;
 
 /** Version of the on-disk format; an index of another version is ignored and rebuilt. */
-const INDEX_FORMAT = 1;
+const INDEX_FORMAT = 2;
+
+/**
+ * Settings that change what a scan finds in the same bytes. An index saved under other
+ * settings is ignored, since its counts would be read with the wrong timestamp field.
+ */
+export interface ScanSettings {
+  timestampField: string;
+  timestampUnit: 'ms' | 's';
+}
 
 /** Counts of one schema key in one file, found by a scan at the cutoff it used. */
 export interface SchemaSummary {
@@ -68,6 +77,12 @@ export interface FileSummary {
   schemas: SchemaSummary[];
   /** Null when the scan did not count facets (real cleanups skip them for speed). */
   facets: FacetCounts | null;
+  /**
+   * True when one complete scan made the entry. Stats extends entries with appended
+   * bytes and trusts the edge hashes for the rest. A cleanup decides a file from an
+   * entry only when this is true, so an edit in the middle of a file never removes it.
+   */
+  fullScan: boolean;
 }
 
 /** Identity of a file now, with the bigint times that make mtime and ctime exact. */
@@ -80,6 +95,17 @@ export interface FileState {
 }
 
 export type Freshness = 'fresh' | 'appended' | 'stale';
+
+/** True when two states of a file are the same in every identity field, ctime included. */
+export function sameState(left: FileState, right: FileState): boolean {
+  return (
+    left.dev === right.dev &&
+    left.ino === right.ino &&
+    left.size === right.size &&
+    left.mtimeNs === right.mtimeNs &&
+    left.ctimeNs === right.ctimeNs
+  );
+}
 
 export async function fileState(path: string): Promise<FileState | null> {
   const info = await stat(path, { bigint: true }).catch(() => null);
@@ -193,6 +219,7 @@ export async function summaryFromScan(name: string, path: string, state: FileSta
             byStatus: Object.fromEntries(facets.byStatus),
             byPolicy: Object.fromEntries(facets.byPolicy),
           },
+    fullScan: true,
   };
 }
 
@@ -220,7 +247,12 @@ export function expiredAt(summary: SchemaSummary, cutoffMs: number): { records: 
 interface IndexDocument {
   format: number;
   logPath: string;
+  scanSettings: ScanSettings;
   files: FileSummary[];
+}
+
+function sameScanSettings(left: ScanSettings | undefined, right: ScanSettings): boolean {
+  return left?.timestampField === right.timestampField && left.timestampUnit === right.timestampUnit;
 }
 
 /** The index of one log, kept in memory and saved beside the log as a hidden file. */
@@ -232,28 +264,33 @@ export class ScanIndex {
     readonly logPath: string,
     /** Path of the saved index; null for an index that lives in memory only. */
     readonly path: string | null,
+    readonly scanSettings: ScanSettings,
   ) {}
 
   /** An empty index that is never saved, for a run that must read every file. */
-  static inMemory(logPath: string): ScanIndex {
-    return new ScanIndex(logPath, null);
+  static inMemory(logPath: string, scanSettings: ScanSettings = { timestampField: 'timestamp', timestampUnit: 'ms' }): ScanIndex {
+    return new ScanIndex(logPath, null, scanSettings);
   }
 
   static pathFor(logPath: string): string {
     return join(dirname(logPath), `.${basename(logPath)}.audit-retention-index.json`);
   }
 
-  /** Loads the saved index of `logPath`; a missing, unreadable or outdated one gives an empty index. */
-  static async load(logPath: string): Promise<ScanIndex> {
+  /**
+   * Loads the saved index of `logPath`. A missing, unreadable or outdated one, or one
+   * saved under other scan settings, gives an empty index.
+   */
+  static async load(logPath: string, scanSettings: ScanSettings): Promise<ScanIndex> {
     const path = ScanIndex.pathFor(logPath);
-    const index = new ScanIndex(logPath, path);
+    const index = new ScanIndex(logPath, path, scanSettings);
     const text = await readFile(path, 'utf8').catch(() => null);
     if (text === null) {
       return index;
     }
     try {
       const document = JSON.parse(text) as IndexDocument;
-      if (document.format === INDEX_FORMAT && document.logPath === logPath && Array.isArray(document.files)) {
+      const current = document.format === INDEX_FORMAT && document.logPath === logPath && sameScanSettings(document.scanSettings, scanSettings);
+      if (current && Array.isArray(document.files)) {
         for (const file of document.files) {
           index.entries.set(file.name, file);
         }
@@ -294,7 +331,7 @@ export class ScanIndex {
     if (!this.dirty || this.path === null) {
       return true;
     }
-    const document: IndexDocument = { format: INDEX_FORMAT, logPath: this.logPath, files: [...this.entries.values()] };
+    const document: IndexDocument = { format: INDEX_FORMAT, logPath: this.logPath, scanSettings: this.scanSettings, files: [...this.entries.values()] };
     const temporary = `${this.path}.${process.pid}.tmp`;
     try {
       await writeFile(temporary, JSON.stringify(document));

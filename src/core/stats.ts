@@ -22,6 +22,7 @@ import {
   expiredAt,
   fileState,
   freshness,
+  sameState,
   summaryFromScan,
   tallyFromSummary,
   type FileState,
@@ -78,8 +79,8 @@ async function scanWholeFile(file: LogFile, state: FileState, context: ScanConte
     throw result.error;
   }
   const after = await fileState(file.path);
-  if (after === null || after.size !== state.size || after.ino !== state.ino) {
-    // The file changed while it was read: use this scan for this call, but do not keep it.
+  if (after === null || !sameState(after, state)) {
+    // The file changed while it was read, perhaps in bytes already read: do not keep this scan.
     return null;
   }
   return summaryFromScan(file.name, file.path, after, result.tally);
@@ -109,7 +110,7 @@ async function extendWithAppended(summary: FileSummary, file: LogFile, state: Fi
   const start = summary.size - summary.partialTailBytes;
   const appended = await scanRegion(file.path, start, context.scanner, context.rules);
   const after = await fileState(file.path);
-  if (after === null || after.ino !== state.ino || after.size < state.size) {
+  if (after === null || !sameState(after, state)) {
     return null;
   }
 
@@ -183,6 +184,7 @@ async function extendWithAppended(summary: FileSummary, file: LogFile, state: Fi
     partialTailBytes: appended.partialTailBytes,
     schemas: [...schemas.values()],
     facets,
+    fullScan: false,
   };
 }
 

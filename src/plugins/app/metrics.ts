@@ -71,7 +71,8 @@ export default fp(
           const report = await service.stats({ profile: profile.name, logger: app.log });
           for (const [schema, count] of Object.entries(report.by_schema)) records.set({ profile: profile.name, schema }, count);
           for (const [schema, bytes] of Object.entries(report.bytes_by_schema)) recordBytes.set({ profile: profile.name, schema }, bytes);
-          for (const [schema, count] of Object.entries(report.expired_per_schema)) expired.set({ profile: profile.name, schema }, count);
+          // Every schema in the log gets a series, 0 when nothing is expired, so alerts can compare with 0.
+          for (const schema of Object.keys(report.by_schema)) expired.set({ profile: profile.name, schema }, report.expired_per_schema[schema] ?? 0);
           logBytes.set({ profile: profile.name }, report.total_bytes);
           malformed.set({ profile: profile.name }, report.malformed_lines);
           if (report.last_cleanup !== null && report.last_cleanup.status === 'success') {
