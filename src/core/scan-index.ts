@@ -20,7 +20,11 @@ import type { RetentionRules } from './retention.js';
 /** Bytes hashed at each end of a file to recognize it. */
 const EDGE_BYTES = 4096;
 
-/** Version of the on-disk format; an index of another version is ignored and rebuilt. */
+/**
+ * Version of the on-disk format; an index of another version is ignored and rebuilt.
+ * NOTE: entries do not record the version of audit-retention, so a change to the
+ * scanner's verdicts must bump this number too.
+ */
 const INDEX_FORMAT = 2;
 
 /**
