@@ -308,20 +308,28 @@ test('unreadable gzip fails only itself', async (t) => {
   assert.deepEqual(await readFile(join(setup.logDirectory, 'logs.jsonl.2.gz')), Buffer.from('this is not gzip'));
 });
 
-test('gzip with trailing bytes is kept', async (t) => {
-  const setup = await fixture(t);
-  const path = join(setup.logDirectory, 'logs.jsonl.2.gz');
-  const content = Buffer.concat([gzipSync(recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) })), Buffer.from('\0\0\0\0garbage')]);
-  await writeText(path, content);
+// Small: gunzip stops while the file is still being read. Large: the read has ended when it stops.
+for (const [label, firstMemberLines] of [
+  ['small', 1],
+  ['large', 20_000],
+] as const) {
+  test(`gzip with trailing bytes is kept, ${label}`, async (t) => {
+    const setup = await fixture(t);
+    const path = join(setup.logDirectory, 'logs.jsonl.2.gz');
+    const expired = Array.from({ length: firstMemberLines }, () => recordLine({ timestamp: daysAgo(300) })).join('');
+    const hidden = gzipSync(recordLine({ timestamp: daysAgo(1) }));
+    const content = Buffer.concat([gzipSync(expired), Buffer.from('\0garbage'), hidden]);
+    await writeText(path, content);
 
-  const dryRun = await cleanup(setup, true);
-  const realRun = await cleanup(setup, false);
+    const dryRun = await cleanup(setup, true);
+    const realRun = await cleanup(setup, false);
 
-  assert.equal(dryRun.error?.code, ErrorCode.FILE_UNREADABLE);
-  assert.equal(realRun.error?.code, ErrorCode.FILE_UNREADABLE);
-  assert.match(realRun.error!.message, /logs\.jsonl\.2\.gz: it has bytes after the end of its gzip data/);
-  assert.deepEqual(await readFile(path), content);
-});
+    assert.equal(dryRun.error?.code, ErrorCode.FILE_UNREADABLE);
+    assert.equal(realRun.error?.code, ErrorCode.FILE_UNREADABLE);
+    assert.match(realRun.error!.message, /logs\.jsonl\.2\.gz: it has bytes after the end of its gzip data/);
+    assert.deepEqual(await readFile(path), content);
+  });
+}
 
 test('symbolic link is skipped', async (t) => {
   const setup = await fixture(t);

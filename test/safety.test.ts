@@ -4,10 +4,11 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, open, readdir, readFile, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { test, type TestContext } from 'node:test';
 
 import request from 'supertest';
@@ -107,6 +108,63 @@ test('copytruncate during cleanup is skipped', async (t) => {
   assert.equal((await stat(logPath)).size, 0);
   assert.ok(!(await readdir(join(directory, 'audit'))).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
 });
+
+/** Starts flock(1) holding the writers' lock of `logPath` for `seconds`; resolves once it holds it. */
+async function holdLock(t: TestContext, logPath: string, seconds: number): Promise<void> {
+  const holder = spawn('flock', [`${logPath}.lock`, '-c', `echo ready; sleep ${seconds}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    holder.kill('SIGKILL');
+  });
+  await once(holder.stdout!, 'data');
+}
+
+/**
+ * Overwrites the start of `path` with `bytes` in place and restores the mtime to the
+ * nanosecond with touch(1) (utimes from Node.js rounds it), as a careless editor could.
+ */
+async function editInPlace(path: string, bytes: Buffer): Promise<void> {
+  const reference = `${path}.times`;
+  execFileSync('touch', ['-r', path, reference]);
+  const handle = await open(path, 'r+');
+  await handle.write(bytes, 0, bytes.length, 0);
+  await handle.close();
+  execFileSync('touch', ['-r', reference, path]);
+  await unlink(reference);
+}
+
+for (const [label, name, dryRunFirst] of [
+  ['indexed expired file', 'logs.jsonl.1', true],
+  ['expired gzip file', 'logs.jsonl.2.gz', false],
+] as const) {
+  test(`edit under lock wait keeps ${label}`, async (t) => {
+    const directory = await temporaryDirectory(t);
+    const configPath = await writeConfig(directory);
+    const logDirectory = join(directory, 'audit');
+    const path = join(logDirectory, name);
+    const expired = recordLine({ timestamp: daysAgo(300) });
+    const edited = expired.replace(daysAgo(300), daysAgo(1));
+    const plain = expired + recordLine({ timestamp: daysAgo(300) });
+    await writeText(path, name.endsWith('.gz') ? gzipSync(plain) : plain);
+    assert.equal(edited.length, expired.length);
+    await writeText(join(logDirectory, 'logs.jsonl'), recordLine({ timestamp: daysAgo(1) }));
+    if (dryRunFirst) {
+      await cleanupIn(configPath, true);
+    }
+
+    // The cleanup plans, then waits for the lock while the first record is edited to yesterday.
+    await holdLock(t, join(logDirectory, 'logs.jsonl'), 1);
+    const running = cleanupIn(configPath, false, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const editedPlain = edited + recordLine({ timestamp: daysAgo(300) });
+    await editInPlace(path, name.endsWith('.gz') ? gzipSync(editedPlain) : Buffer.from(edited));
+    const outcome = await running;
+
+    const result = outcome.files.find((file) => file.file.name === name)!;
+    assert.notEqual(result.action, 'removed');
+    const content = await readFile(path);
+    assert.ok((name.endsWith('.gz') ? gunzipSync(content) : content).toString().includes(edited));
+  });
+}
 
 test('lock held too long answers locked', async (t) => {
   const directory = await temporaryDirectory(t);

@@ -13,6 +13,7 @@ import { collectStats } from '../src/core/stats.js';
 import { ScanIndex } from '../src/core/scan-index.js';
 import { DAY_MS, NOW_MS, daysAgo, defaultProfile, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
 import { open } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 
 interface Setup {
   configPath: string;
@@ -207,4 +208,19 @@ test('edit then append never removes unread', async (t) => {
   assert.equal(result.fromIndex === true, false);
   assert.equal(result.action, 'rewritten');
   assert.equal(await readFile(path, 'utf8'), `${edited.split('\n')[50]}\n`);
+});
+
+test('indexed gzip dry run sizes the rewrite', async (t) => {
+  const setup = await setupLog(t);
+  const path = join(setup.logDirectory, 'logs.jsonl.2.gz');
+  await writeText(path, gzipSync(recordLine({ timestamp: daysAgo(300) }).repeat(20) + recordLine({ timestamp: daysAgo(1) })));
+
+  const first = await run(setup, true);
+  const second = await run(setup, true);
+  const real = await run(setup, false);
+
+  const sizes = (outcome: CleanupOutcome) => outcome.files.filter((result) => result.file.gzip).map((result) => [result.bytesBefore, result.bytesAfter]);
+  assert.deepEqual(sizes(second), sizes(first));
+  assert.deepEqual(sizes(real), sizes(first));
+  assert.ok(sizes(first)[0]![1]! < sizes(first)[0]![0]!);
 });

@@ -180,6 +180,25 @@ test('last cleanup is kept across restarts', async (t) => {
   assert.equal(report.last_cleanup?.at, new Date(NOW_MS).toISOString());
 });
 
+test('stats after append and earlier clock', async (t) => {
+  const setup = await setupLog(t);
+  const path = join(setup.logDirectory, 'logs-20261101T000000.jsonl');
+  const hours = [90 * 24 + 5, 90 * 24 + 2, 90 * 24 - 2, 90 * 24 - 10, 85 * 24];
+  await writeFile(path, hours.map((hour) => recordLine({ timestamp: daysAgo(0, -hour * 3_600_000) })).join(''));
+  const laterMs = NOW_MS;
+  const earlierMs = NOW_MS - 12 * 3_600_000;
+
+  await stats(setup, setup.index, laterMs);
+  await appendFile(path, recordLine({ timestamp: daysAgo(1) }));
+  const earlier = await stats(setup, setup.index, earlierMs);
+  const later = await stats(setup, setup.index, laterMs);
+
+  const fullIndex = () => ScanIndex.inMemory(join(setup.logDirectory, 'logs.jsonl'));
+  assert.deepEqual(comparable(earlier), comparable(await stats(setup, fullIndex(), earlierMs)));
+  assert.deepEqual(comparable(later), comparable(await stats(setup, fullIndex(), laterMs)));
+  assert.equal(later.expired_per_schema['mxcp.endpoints:1'], 2 + 2);
+});
+
 test('unreadable gzip is skipped by stats', async (t) => {
   const setup = await setupLog(t);
   await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), Buffer.from('this is not gzip'));

@@ -22,7 +22,7 @@ import { fsyncDirectory, temporaryPathFor, writeFully } from './durable.js';
 import { ErrorCode, RetentionError, fromFileSystemError } from './errors.js';
 import type { LogFile } from './layout.js';
 import { FileTally, LineProcessor } from './line-processor.js';
-import { fileState, type FileState } from './scan-index.js';
+import { fileState, sameState, type FileState } from './scan-index.js';
 import { OpenWriters, describeWriters, type FileIdentity, type OpenWriter } from './open-writers.js';
 import type { LogLock } from './lock.js';
 import { MIN_SPLIT_BYTES, type ScanHelper } from './scan-helper.js';
@@ -699,8 +699,12 @@ function discardSink(): Writable {
 
 /** A gzip file: one pass to decide, a second to rewrite (or, in a dry run, to size the rewrite) when anything is expired. */
 class GzipFileJob extends FileJob {
+  /** State of the file when it was opened; a rotated .gz file never grows, so any change skips it. */
+  private openedState: FileState | null = null;
+
   async run(): Promise<FileResult> {
     const { identity, mode, uid, gid } = await this.openSource();
+    this.openedState = await fileState(this.file.path);
     const tally = this.processor.tally;
 
     await this.decompressLines(this.processor, null);
@@ -718,7 +722,7 @@ class GzipFileJob extends FileJob {
     if (tally.keptBytes === 0) {
       return this.options.lock!.hold(this.file.path, async (waitedMs) => {
         this.lockWaitMs = waitedMs;
-        await this.checkStillInPlace(identity, this.bytesBefore, null);
+        await this.checkUnchanged(identity);
         if (this.options.deletedLines != null) {
           await readContentInto(this.file, tally.bomBytes, this.options.deletedLines);
         }
@@ -736,11 +740,20 @@ class GzipFileJob extends FileJob {
 
     return this.options.lock!.hold(this.file.path, async (waitedMs) => {
       this.lockWaitMs = waitedMs;
-      await this.checkStillInPlace(identity, this.bytesBefore, null);
+      await this.checkUnchanged(identity);
       await this.replaceOriginal(false);
       await this.closeSource();
       return this.result('rewritten', bytesAfter);
     });
+  }
+
+  /** Under the lock: skips the file unless it is, in every identity field, the file that was read. */
+  private async checkUnchanged(identity: FileIdentity): Promise<void> {
+    await this.checkStillInPlace(identity, this.bytesBefore, null);
+    const now = await fileState(this.file.path);
+    if (now === null || this.openedState === null || !sameState(now, this.openedState)) {
+      throw new FileSkipped('rewritten by another process during the cleanup; the next run cleans it');
+    }
   }
 
   /**
@@ -863,15 +876,22 @@ class GzipFileJob extends FileJob {
     }
     await reading.catch((error: unknown) => {
       // Gunzip stops at bytes that do not start another gzip member and aborts the read of the rest.
-      if ((error as NodeJS.ErrnoException).code === 'ABORT_ERR') {
-        throw new RetentionError(
-          ErrorCode.FILE_UNREADABLE,
-          `Could not read ${this.file.path}: it has bytes after the end of its gzip data, which a rewrite would drop. Check it with 'gzip -t', then repair it or move it out of the log directory.`,
-          { cause: error },
-        );
-      }
-      throw error;
+      throw (error as NodeJS.ErrnoException).code === 'ABORT_ERR' ? this.trailingBytesError(error) : error;
     });
+
+    // bytesWritten counts the compressed bytes that gunzip consumed. Whether the read was
+    // aborted depends on timing, so this comparison is the check that always holds.
+    if (decompressed.bytesWritten < this.bytesBefore) {
+      throw this.trailingBytesError(null);
+    }
+  }
+
+  private trailingBytesError(cause: unknown): RetentionError {
+    return new RetentionError(
+      ErrorCode.FILE_UNREADABLE,
+      `Could not read ${this.file.path}: it has bytes after the end of its gzip data, which a rewrite would drop. Check it with 'gzip -t', then repair it or move it out of the log directory.`,
+      { cause },
+    );
   }
 }
 
@@ -909,7 +929,11 @@ export async function applyCachedTally(file: LogFile, state: FileState, tally: F
     if (tally.keptBytes === 0) {
       return result('removed', 0);
     }
-    return result('rewritten', file.gzip ? state.size : tally.keptBytes + tally.bomBytes);
+    if (file.gzip) {
+      // The size of the rewritten .gz file is known only by compressing the kept lines.
+      return null;
+    }
+    return result('rewritten', tally.keptBytes + tally.bomBytes);
   }
   if (tally.keptBytes !== 0) {
     return null;
@@ -917,9 +941,10 @@ export async function applyCachedTally(file: LogFile, state: FileState, tally: F
 
   try {
     return await options.lock!.hold(file.path, async (waitedMs) => {
-      // Anything but the indexed file, untouched and unshared, goes back to a scan.
+      // Anything but the indexed file, untouched and unshared, goes back to a scan. The
+      // ctime catches an edit in place whose writer restored the mtime.
       const now = await fileState(file.path);
-      if (now === null || now.dev !== state.dev || now.ino !== state.ino || now.size !== state.size || now.mtimeNs !== state.mtimeNs) {
+      if (now === null || !sameState(now, state)) {
         return null;
       }
       const writersNow = OpenWriters.scan(options.writerProbe.directory, options.writerProbe.lockPath);

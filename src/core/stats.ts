@@ -92,6 +92,10 @@ async function scanWholeFile(file: LogFile, state: FileState, context: ScanConte
  * entry does not contain the count of records before the new cutoff.
  */
 function rebase(schema: SchemaSummary, cutoffMs: number): SchemaSummary | null {
+  // The entry lists records one by one only after its own cutoff, so an earlier cutoff needs a scan.
+  if (cutoffMs < schema.cutoffMs) {
+    return null;
+  }
   const expired = expiredAt(schema, cutoffMs);
   if (expired === null) {
     return null;
