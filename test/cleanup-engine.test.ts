@@ -125,6 +125,25 @@ test('dry run matches real run', async (t) => {
   assert.equal(again.totalDeleted, 0);
 });
 
+// Schema names of the same length at the same offset of a refilled read buffer.
+test('same-length schema names stay apart', async (t) => {
+  const setup = await fixture(t, 'retention:\n  a.x: 30\n  c.z: 400');
+  const shortLived = (days: number) => recordLine({ timestamp: daysAgo(days), schema_name: 'a.x' });
+  const longLived = (days: number) => recordLine({ timestamp: daysAgo(days), schema_name: 'c.z' });
+  await writeText(join(setup.logDirectory, 'logs-20260101T000000.jsonl'), shortLived(2));
+  await writeText(join(setup.logDirectory, 'logs-20260102T000000.jsonl'), longLived(35) + shortLived(2));
+  // One file larger than the ring of three 4 MiB read buffers, so the buffers are reused within it.
+  const large = shortLived(2) + longLived(35).repeat(Math.ceil((14 * 1024 * 1024) / longLived(35).length));
+  await writeText(join(setup.logDirectory, 'logs-20260103T000000.jsonl'), large);
+
+  const dryRun = await cleanup(setup, true);
+  const realRun = await cleanup(setup, false);
+
+  assert.deepEqual(deletedObject(dryRun), {});
+  assert.deepEqual(deletedObject(realRun), {});
+  assert.equal(await readFile(join(setup.logDirectory, 'logs-20260103T000000.jsonl'), 'utf8'), large);
+});
+
 test('untouched file keeps inode and mtime', async (t) => {
   const setup = await fixture(t);
   const path = join(setup.logDirectory, 'logs.jsonl');

@@ -214,8 +214,11 @@ class StringCache {
         return entry.text;
       }
     }
-    const copy = bytes.slice(start, end);
-    const text = Buffer.from(copy.buffer, copy.byteOffset, length).toString('utf8');
+    // A copy, not a view: Buffer#slice shares memory, and the read buffer is refilled
+    // under the cache, so a view would match the next name of the same length at that offset.
+    const copy = new Uint8Array(length);
+    copy.set(bytes.subarray(start, end));
+    const text = Buffer.from(copy.buffer, 0, length).toString('utf8');
     if (length <= 64) {
       this.entries[this.next] = { bytes: copy, text };
       this.next = (this.next + 1) % this.size;
