@@ -63,6 +63,19 @@ test('writer without lock is skipped', async (t) => {
   assert.equal(await readFile(logPath, 'utf8'), content);
 });
 
+test('skip reason names the log lock', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const segmentPath = join(directory, 'audit', 'logs-20260101T000000.jsonl');
+  await writeText(segmentPath, recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1) }));
+  await startChild(t, HOLD_OPEN, [segmentPath]);
+
+  const realRun = await cleanupIn(configPath, false);
+
+  assert.equal(realRun.files[0]!.action, 'skipped');
+  assert.ok(realRun.files[0]!.skipReason!.includes(`without the lock file ${join(directory, 'audit', 'logs.jsonl.lock')};`));
+});
+
 test('writer holding the lock file is cleaned', async (t) => {
   const directory = await temporaryDirectory(t);
   const configPath = await writeConfig(directory);

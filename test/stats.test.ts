@@ -199,6 +199,21 @@ test('stats after append and earlier clock', async (t) => {
   assert.equal(later.expired_per_schema['mxcp.endpoints:1'], 2 + 2);
 });
 
+test('stats after old record appended', async (t) => {
+  const setup = await setupLog(t);
+  const path = join(setup.logDirectory, 'logs-20261101T000000.jsonl');
+  await writeFile(path, [60, 61, 62, 63, 64].map((days) => recordLine({ timestamp: daysAgo(days) })).join(''));
+  const laterMs = NOW_MS + 2 * 24 * 3_600_000;
+
+  await stats(setup);
+  await appendFile(path, recordLine({ timestamp: daysAgo(120) }));
+  const later = await stats(setup, setup.index, laterMs);
+
+  const full = await stats(setup, ScanIndex.inMemory(join(setup.logDirectory, 'logs.jsonl')), laterMs);
+  assert.deepEqual(comparable(later), comparable(full));
+  assert.equal(later.by_schema['mxcp.endpoints:1'], 2 + 6);
+});
+
 test('unreadable gzip is skipped by stats', async (t) => {
   const setup = await setupLog(t);
   await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), Buffer.from('this is not gzip'));

@@ -218,7 +218,7 @@ abstract class FileJob {
   protected skipIfWrittenWithoutLock(writers: readonly OpenWriter[]): void {
     if (writers.length > 0) {
       throw new FileSkipped(
-        `open for writing by ${describeWriters(writers)} without the lock file ${this.file.path}.lock; rewriting it would lose that process's later writes`,
+        `open for writing by ${describeWriters(writers)} without the lock file ${this.options.writerProbe.lockPath}; rewriting it would lose that process's later writes`,
       );
     }
   }
@@ -919,7 +919,7 @@ export async function applyCachedTally(file: LogFile, state: FileState, tally: F
     return {
       ...result('skipped', state.size),
       tally: new FileTally(false),
-      skipReason: `open for writing by ${describeWriters(writers)} without the lock file ${file.path}.lock; rewriting it would lose that process's later writes`,
+      skipReason: `open for writing by ${describeWriters(writers)} without the lock file ${options.writerProbe.lockPath}; rewriting it would lose that process's later writes`,
     };
   }
   if (tally.expired === 0) {

@@ -206,8 +206,9 @@ async function currentSummary(file: LogFile, index: ScanIndex, context: ScanCont
   }
   if (existing !== undefined && status === 'appended') {
     const extended = await extendWithAppended(existing, file, state, context);
-    // An extension is kept only when it covers the whole file as it is now.
-    if (extended !== null && extended.size === state.size) {
+    // An extension is kept only when it covers the whole file as it is now, and can
+    // give the expired counts at the current cutoffs (appended old records may not).
+    if (extended !== null && extended.size === state.size && tallyFromSummary(extended, context.rules) !== null) {
       index.set(extended);
       return { summary: extended, scanned: true, state };
     }
