@@ -842,3 +842,29 @@ test('property: random bytes', () => {
     1000,
   );
 });
+
+test('property: reused buffer keeps names apart', () => {
+  // The read buffers are refilled in place, so a name cached from one line must not follow its bytes.
+  const shared = Buffer.alloc(1024);
+  const scanner = new LineScanner(DEFAULT_OPTIONS);
+  const sameLengthRecord = fc.record({
+    name: fc.constantFrom('a.x', 'b.y', 'c.z'),
+    type: fc.constantFrom('tool', 'rsrc', 'prmt'),
+    version: fc.integer({ min: 1, max: 9 }),
+  });
+  fc.assert(
+    fc.property(fc.array(sameLengthRecord, { minLength: 2, maxLength: 12 }), (records) => {
+      for (const { name, type, version } of records) {
+        const text = `{"timestamp": "${STAMP}", "schema_name": "${name}", "schema_version": ${version}, "operation_type": "${type}"}`;
+        const length = shared.write(text, 0, 'utf8');
+        shared[length] = LINE_FEED;
+        scanner.scanLine(shared, 0, length);
+        const fresh = scan(text);
+        assert.equal(scanner.facts.schemaName, fresh.schemaName);
+        assert.equal(scanner.facts.schemaVersion, fresh.schemaVersion);
+        assert.equal(scanner.facts.operationType, fresh.operationType);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
