@@ -214,6 +214,22 @@ test('stats after old record appended', async (t) => {
   assert.equal(later.by_schema['mxcp.endpoints:1'], 2 + 6);
 });
 
+test('stats after an overlong line ends', async (t) => {
+  const setup = await setupLog(t);
+  const path = join(setup.logDirectory, 'logs-20261101T000000.jsonl');
+  // Longer than the 64 MiB scan limit, and unfinished: its rest must not be read as a line of its own.
+  const overlongStart = `{"timestamp": "${daysAgo(1)}", "big": "${'y'.repeat(65 * 1024 * 1024)}`;
+  await writeFile(path, recordLine({ timestamp: daysAgo(1) }) + overlongStart);
+
+  await stats(setup);
+  await appendFile(path, `", "rest": {"timestamp": "${daysAgo(300)}"}}\n` + recordLine({ timestamp: daysAgo(1) }));
+  const report = await stats(setup);
+
+  const full = await stats(setup, ScanIndex.inMemory(join(setup.logDirectory, 'logs.jsonl')));
+  assert.deepEqual(comparable(report), comparable(full));
+  assert.deepEqual(report.malformed_by_kind, { not_json: 1, too_long: 1 });
+});
+
 test('unreadable gzip is skipped by stats', async (t) => {
   const setup = await setupLog(t);
   await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), Buffer.from('this is not gzip'));

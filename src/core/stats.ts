@@ -106,7 +106,8 @@ function rebase(schema: SchemaSummary, cutoffMs: number): SchemaSummary | null {
 
 /** Extends an entry with the records appended since its scan. Returns null when a full scan is needed. */
 async function extendWithAppended(summary: FileSummary, file: LogFile, state: FileState, context: ScanContext): Promise<FileSummary | null> {
-  if (summary.facets === null || file.gzip) {
+  // An overlong line may still be unfinished at the old end, where no line starts, so such a file is read again.
+  if (summary.facets === null || file.gzip || (summary.malformedByKind['too_long'] ?? 0) > 0) {
     return null;
   }
 
