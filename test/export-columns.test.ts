@@ -338,7 +338,7 @@ test('more distinct keys than MAX_COLUMNS fail the export', async (t) => {
 
 /** Returns the normalized form of an ISO timestamp, computed without DuckDB: UTC, microseconds, later digits truncated. */
 function normalizedInstant(text: string): string {
-  const match = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?:[Zz]|([+-])(\d{2}):?(\d{2}))?$/.exec(text)!;
+  const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?:[Zz]|([+-])(\d{2}):?(\d{2}))?$/.exec(text)!;
   const date = new Date(0);
   date.setUTCFullYear(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
   date.setUTCHours(Number(match[4]), Number(match[5]), Number(match[6]), 0);
@@ -360,7 +360,7 @@ test('timestamp grid normalizes on both SQL paths', async (t) => {
   for (const year of years) {
     for (const fraction of fractions) {
       for (const zone of zones) {
-        for (const separator of ['T', 't', ' ']) {
+        for (const separator of ['T', ' ']) {
           timestamps.push(`${year}-02-28${separator}23:59:59${fraction}${zone}`);
         }
       }

@@ -17,7 +17,7 @@ import { DAY_MS, NOW_MS, PROJECT_ROOT, recordLine, temporaryDirectory, writeText
 /** Timestamp forms the scanner accepts, with the normalized value each must become. */
 const TIMESTAMP_FORMS: [written: unknown, normalized: string][] = [
   ['2026-03-01T10:20:30Z', '2026-03-01T10:20:30.000000Z'],
-  ['2026-03-01t10:20:30z', '2026-03-01T10:20:30.000000Z'],
+  ['2026-03-01T10:20:30z', '2026-03-01T10:20:30.000000Z'],
   ['2026-03-01T10:20:30.123456789+05:30', '2026-03-01T04:50:30.123456Z'],
   ['2026-03-01T10:20:30+0530', '2026-03-01T04:50:30.000000Z'],
   ['2026-03-01T10:20:30.5-08:00', '2026-03-01T18:20:30.500000Z'],

@@ -393,7 +393,7 @@ function referenceEpochMs(text: string, unitDigits: number): number {
   return Number(floored);
 }
 
-const ISO_PATTERN = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/;
+const ISO_PATTERN = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/;
 
 /** Parses `text` by the contract's ISO 8601 rule through a UTC Date. Returns epoch ms, or NaN for any other text. */
 function referenceIsoMs(text: string): number {

@@ -53,7 +53,6 @@ function configRules(nowMs: number, retention: Record<string, RetentionDays>): R
 
 const ACCEPTED_ISO: readonly [label: string, text: string, expectedMs: number][] = [
   ['T separator', '2026-03-15T10:20:30Z', BASE_MS],
-  ['lowercase t separator', '2026-03-15t10:20:30Z', BASE_MS],
   ['space separator', '2026-03-15 10:20:30Z', BASE_MS],
   ['lowercase z zone', '2026-03-15T10:20:30z', BASE_MS],
   ['offset +05:30', '2026-03-15T15:50:30+05:30', BASE_MS],
@@ -98,6 +97,7 @@ for (const decimalMark of ['.', ',']) {
 }
 
 const REJECTED_ISO: readonly [label: string, text: string][] = [
+  ['lowercase t separator', '2026-03-15t10:20:30Z'],
   ['February 30', '2026-02-30T00:00:00Z'],
   ['April 31', '2026-04-31T00:00:00Z'],
   ['month 13', '2026-13-01T00:00:00Z'],

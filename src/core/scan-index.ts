@@ -25,7 +25,7 @@ const EDGE_BYTES = 4096;
  * NOTE: entries do not record the version of audit-retention, so a change to the
  * scanner's verdicts must bump this number too.
  */
-const INDEX_FORMAT = 3;
+const INDEX_FORMAT = 4;
 
 /**
  * Settings that change what a scan finds in the same bytes. An index saved under other

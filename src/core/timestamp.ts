@@ -70,7 +70,8 @@ export function parseIsoBytes(bytes: Uint8Array, start: number, end: number): nu
 
   if (
     bytes[start + 4] !== 0x2d || bytes[start + 7] !== 0x2d ||
-    (separator !== 0x54 && separator !== 0x74 && separator !== 0x20) ||
+    // Only `T` or a space: the documented forms leave out the lowercase `t` that RFC 3339 also allows.
+    (separator !== 0x54 && separator !== 0x20) ||
     bytes[start + 13] !== 0x3a || bytes[start + 16] !== 0x3a
   ) {
     return NaN;

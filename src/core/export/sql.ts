@@ -24,12 +24,12 @@ export const TIMESTAMP_ORIGINAL_COLUMN = 'timestamp_original';
 export const PARTITION_COLUMN = 'date';
 
 /**
- * An ISO 8601 timestamp in the forms the scanner accepts: `T`, `t` or a space, 0 to 9
+ * An ISO 8601 timestamp in the forms the scanner accepts: `T` or a space, 0 to 9
  * fraction digits after `.` or `,`, then `Z`, `z`, `±HH:MM`, `±HHMM` or no zone (UTC).
  * RE2 syntax, as DuckDB's regexp functions use it.
  */
 const ISO_TIMESTAMP_PATTERN =
-  '^(\\d{4})-(\\d{2})-(\\d{2})[Tt ](\\d{2}):(\\d{2}):(\\d{2})(?:[.,](\\d{1,9}))?(?:[Zz]|([+-])(\\d{2}):?(\\d{2}))?$';
+  '^(\\d{4})-(\\d{2})-(\\d{2})[T ](\\d{2}):(\\d{2}):(\\d{2})(?:[.,](\\d{1,9}))?(?:[Zz]|([+-])(\\d{2}):?(\\d{2}))?$';
 const ISO_TIMESTAMP_GROUPS = ['year', 'month', 'day', 'hour', 'minute', 'second', 'fraction', 'sign', 'offset_hour', 'offset_minute'];
 
 /** A JSON number, as DuckDB's reader prints a numeric field read as VARCHAR (`1700000000000`, `1.7e+12`). */
