@@ -103,11 +103,11 @@ test('unknown profile answers 404', async (t) => {
   assert.match(response.body.message, /Profile 'nope' not found/);
 });
 
-test('disabled profile answers 409', async (t) => {
+test('disabled profile answers 400', async (t) => {
   const { configPath } = await recordsFixture(t);
   const app = await startApp(t, configPath);
 
-  const response = await request(app.server).post('/records?profile=staging').set('content-type', 'application/json').send('{}').expect(409);
+  const response = await request(app.server).post('/records?profile=staging').set('content-type', 'application/json').send('{}').expect(400);
 
   assert.equal(response.body.code, 'AR_AUDIT_DISABLED');
   assert.match(response.body.message, /not enabled for profile 'staging'/);

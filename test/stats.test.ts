@@ -14,6 +14,7 @@ import { Value } from 'typebox/value';
 
 import { buildApp } from '../src/app.js';
 import { runCleanup } from '../src/core/cleanup.js';
+import { ErrorCode, RetentionError } from '../src/core/errors.js';
 import { ScanIndex } from '../src/core/scan-index.js';
 import { collectStats, type StatsReport } from '../src/core/stats.js';
 import { StatsResponse } from '../src/schemas/stats.js';
@@ -230,20 +231,16 @@ test('stats after an overlong line ends', async (t) => {
   assert.deepEqual(report.malformed_by_kind, { not_json: 1, too_long: 1 });
 });
 
-test('unreadable gzip is skipped by stats', async (t) => {
+test('unreadable gzip fails stats', async (t) => {
   const setup = await setupLog(t);
   await writeText(join(setup.logDirectory, 'logs.jsonl.2.gz'), Buffer.from('this is not gzip'));
 
-  const report = await stats(setup);
-
-  assert.equal(report.total_records, 4);
-  assert.deepEqual(
-    report.files.map((file) => file.path),
-    ['logs-20260101T000000.jsonl', 'logs-20261101T000000.jsonl'],
-  );
-  assert.equal(report.files_skipped.length, 1);
-  assert.equal(report.files_skipped[0]!.path, 'logs.jsonl.2.gz');
-  assert.match(report.files_skipped[0]!.reason, /not valid gzip data/);
+  await assert.rejects(stats(setup), (error: unknown) => {
+    assert.ok(error instanceof RetentionError);
+    assert.equal(error.code, ErrorCode.FILE_UNREADABLE);
+    assert.match(error.message, /logs\.jsonl\.2\.gz: it is not valid gzip data/);
+    return true;
+  });
 });
 
 test('GET /stats answers over HTTP', async (t) => {

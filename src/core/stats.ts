@@ -299,12 +299,9 @@ export async function collectStats(request: StatsRequest): Promise<StatsReport> 
     try {
       current = await currentSummary(file, index, context);
     } catch (error) {
-      // One unreadable file (a corrupt rotated .gz, say) must not hide the stats of the others.
-      const failure = unreadableFileError(error, file.path);
-      request.logger?.warn({ profile: profile.name, file: file.name, code: failure.code, reason: failure.message }, 'log file skipped by stats');
+      // An error is never reported as zero: totals without an unreadable file would look healthy.
       index.delete(file.name);
-      report.files_skipped.push({ path: file.name, reason: failure.message });
-      continue;
+      throw unreadableFileError(error, file.path);
     }
     const { summary, scanned, state } = current;
     if (scanned) {

@@ -15,7 +15,7 @@ const NDJSON_TYPE = 'application/x-ndjson';
 /** The body bytes as received, kept beside the parsed value because records are appended byte for byte. */
 const rawBodies = new WeakMap<FastifyRequest, { ndjson: boolean; bytes: Buffer }>();
 
-/** Returns the profile named in the query, or throws 404 for an unknown one and 409 for a disabled one. */
+/** Returns the profile named in the query, or throws 404 for an unknown one and 400 for a disabled one. */
 function enabledProfile(select: (name: string | undefined) => ProfileSettings, name: string | undefined): ProfileSettings {
   const profile = select(name);
   if (!profile.enabled) {
@@ -79,7 +79,6 @@ const recordsRoutes: FastifyPluginAsyncTypebox = async (app) => {
           401: ErrorResponse,
           403: ErrorResponse,
           404: ErrorResponse,
-          409: ErrorResponse,
           413: ErrorResponse,
           415: ErrorResponse,
           423: ErrorResponse,

@@ -20,7 +20,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.CLEANUP_RUNNING]: 409,
   [ErrorCode.DESTINATION_EXISTS]: 409,
   [ErrorCode.EXPORT_FAILED]: 500,
-  [ErrorCode.AUDIT_DISABLED]: 409,
+  // 400, not 409: the contract keeps 409 for a cleanup that is already running, which clients retry.
+  [ErrorCode.AUDIT_DISABLED]: 400,
   [ErrorCode.LOG_LOCKED]: 423,
   [ErrorCode.DISK_FULL]: 507,
   [ErrorCode.CONFIG_INVALID]: 500,
