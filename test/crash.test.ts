@@ -22,7 +22,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { CLI_PATH, NOW, daysAgo, recordLine, referenceCleanup, runCli, temporaryDirectory, writeConfig } from './helpers.js';
+import { CLI_PATH, NOW, daysAgo, randomSource, recordLine, referenceCleanup, runCli, temporaryDirectory, writeConfig } from './helpers.js';
 
 const ITERATIONS = Number(process.env['CRASH_ITERATIONS'] ?? 50);
 const SEED = Number(process.env['CRASH_SEED'] ?? Date.now() % 1_000_000);
@@ -71,17 +71,6 @@ function buildTemplate(): Template {
   const large = Buffer.from(parts.join(''));
   const largeCleaned = referenceCleanup(large, { bySchema: {}, defaultDays: RETENTION_DAYS }).kept;
   return { smallName: 'logs-20261001T000000.jsonl', largeName: 'logs-20261101T000000.jsonl', small: Buffer.from(small), large, largeCleaned, kept };
-}
-
-/** A small deterministic generator (mulberry32) for the kill instants. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** Paths the process has open, as /proc shows them; an unlinked file ends with " (deleted)". */

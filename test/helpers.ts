@@ -198,3 +198,14 @@ export async function smallFileSystem(t: TestContext, sizeKiB: number): Promise<
   });
   return mounted ? { directory, logDirectory } : null;
 }
+
+/** Returns a small deterministic generator (mulberry32) of numbers in [0, 1), so a seed repeats a run. */
+export function randomSource(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
+    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
+    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}

@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { AuditLogWriter } from '../src/index.js';
-import { DAY_MS, NOW_MS } from './helpers.js';
+import { DAY_MS, NOW_MS, randomSource } from './helpers.js';
 
 /** Timestamps of the records: 60 days old (expired under the test's 30-day retention) or 1 day old. */
 export const EXPIRED_TIMESTAMP = new Date(NOW_MS - 60 * DAY_MS).toISOString();
@@ -20,17 +20,6 @@ export const KEPT_TIMESTAMP = new Date(NOW_MS - DAY_MS).toISOString();
 /** Returns whether record `sequence` of a writer child is expired, by the rules of the header. */
 export function childRecordExpired(sequence: number): boolean {
   return sequence % 5 !== 0 && sequence % 3 === 0;
-}
-
-/** A small deterministic generator (mulberry32), so each run writes the same batches. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 async function main(): Promise<void> {

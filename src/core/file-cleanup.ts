@@ -766,13 +766,13 @@ class GzipFileJob extends FileJob {
     compressor.on('data', (chunk: Buffer) => {
       compressedBytes += chunk.length;
     });
-    const kept = new PassThrough();
-    const writing = pipeline(kept, compressor, sink);
+    const keptLines = new PassThrough();
+    const writing = pipeline(keptLines, compressor, sink);
     writing.catch(() => undefined);
 
     const rewrite = new LineProcessor(this.processorScanner(), this.options.rules);
-    await this.decompressLines(rewrite, kept);
-    kept.end();
+    await this.decompressLines(rewrite, keptLines);
+    keptLines.end();
     await writing;
     return compressedBytes;
   }

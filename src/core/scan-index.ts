@@ -11,6 +11,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
 import { open, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -100,8 +101,11 @@ export interface FileState {
 
 export type Freshness = 'fresh' | 'appended' | 'stale';
 
+/** The identity fields of a file, as FileState keeps them or as a bigint stat(2) gives them. */
+type IdentityFields = Pick<FileState, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'> | Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>;
+
 /** True when two states of a file are the same in every identity field, ctime included. */
-export function sameState(left: FileState, right: FileState): boolean {
+export function sameState<T extends IdentityFields>(left: T, right: T): boolean {
   return (
     left.dev === right.dev &&
     left.ino === right.ino &&

@@ -14,6 +14,7 @@ import { existsSync, type BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 import { ErrorCode, RetentionError } from '../errors.js';
+import { sameState } from '../scan-index.js';
 import { StagingWriter, type StagingFiles } from './staging-writer.js';
 
 const LINE_FEED = 0x0a;
@@ -49,22 +50,11 @@ export function descriptorPath(handle: FileHandle): string {
   return `/proc/self/fd/${handle.fd}`;
 }
 
-/** True when two stats describe the same file with the same content, as far as size, mtime and ctime show. */
-export function sameFileState(left: BigIntStats, right: BigIntStats): boolean {
-  return (
-    left.dev === right.dev &&
-    left.ino === right.ino &&
-    left.size === right.size &&
-    left.mtimeNs === right.mtimeNs &&
-    left.ctimeNs === right.ctimeNs
-  );
-}
-
 /** Returns the files read in place whose size, mtime or ctime changed since their scan. */
 export async function changedInPlaceFiles(files: readonly InPlaceFile[]): Promise<InPlaceFile[]> {
   const changed: InPlaceFile[] = [];
   for (const file of files) {
-    if (!sameFileState(await file.handle.stat({ bigint: true }), file.scanned)) {
+    if (!sameState(await file.handle.stat({ bigint: true }), file.scanned)) {
       changed.push(file);
     }
   }

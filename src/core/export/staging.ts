@@ -31,7 +31,8 @@ import type { LogFile } from '../layout.js';
 import { MIN_HELPER_TOTAL_BYTES, MIN_SPLIT_BYTES } from '../scan-helper.js';
 import { LineScanner, type ScannerOptions } from '../scanner.js';
 import { ColumnCollector, ColumnSchema, MAX_COLUMNS, type ObservedColumn } from './columns.js';
-import { MAX_IN_PLACE_FILES, closeInPlaceFiles, copyLines, descriptorPath, inPlaceReadable, sameFileState, type InPlaceFile } from './in-place.js';
+import { MAX_IN_PLACE_FILES, closeInPlaceFiles, copyLines, descriptorPath, inPlaceReadable, type InPlaceFile } from './in-place.js';
+import { sameState } from '../scan-index.js';
 import { repairLineForDuckDB } from './line-repair.js';
 import { classifyRegion, type StageHelperInit, type StageHelperReply, type StageHelperRequest } from './stage-worker.js';
 import { StagingWriter, type StagingFiles } from './staging-writer.js';
@@ -320,7 +321,7 @@ class FileStager {
       return null;
     }
     const scanned = await handle.stat({ bigint: true });
-    if (!sameFileState(scanned, this.openedAs) || scanned.size !== BigInt(this.bufferOffset)) {
+    if (!sameState(scanned, this.openedAs) || scanned.size !== BigInt(this.bufferOffset)) {
       await this.stageScannedPart(0);
       return null;
     }
