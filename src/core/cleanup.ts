@@ -26,6 +26,7 @@ import { compareKeys, RetentionRules, type RetentionInputs, type SchemaRule } fr
 import { MIN_HELPER_TOTAL_BYTES, ScanHelper, helperUseful } from './scan-helper.js';
 import { LineScanner, type ScannerOptions } from './scanner.js';
 import { readSchemasFile } from './schemas-file.js';
+import { allocateStagingBuffers } from './staged-output.js';
 
 export type CleanupStatus = 'success' | 'dry_run' | 'skipped' | 'error';
 
@@ -185,6 +186,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     // The helper thread reads the chunks in place, so they live in shared memory when it runs.
     const allocate = (size: number): Buffer => (helper === null ? Buffer.allocUnsafe(size) : Buffer.from(new SharedArrayBuffer(size)));
     const readBuffers = Array.from({ length: READ_BUFFER_COUNT }, () => allocate(chunkBytes));
+    const stagingBuffers = dryRun ? null : allocateStagingBuffers();
     const options: FileCleanupOptions = {
       dryRun,
       scanner,
@@ -193,6 +195,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       chunkBytes,
       maxLineBytes: request.maxLineBytes,
       readBuffers,
+      stagingBuffers,
       helper,
       openWriters,
       writerProbe,

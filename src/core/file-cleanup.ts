@@ -28,6 +28,7 @@ import type { LogLock } from './lock.js';
 import { MIN_SPLIT_BYTES, type ScanHelper } from './scan-helper.js';
 import type { RetentionRules } from './retention.js';
 import type { LineScanner } from './scanner.js';
+import { StagedOutput } from './staged-output.js';
 
 /** Size of each read, in bytes: large enough that per-call overhead vanishes, small enough to stay in L2/L3 cache. */
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -83,6 +84,8 @@ export interface FileCleanupOptions {
   maxLineBytes?: number | undefined;
   /** READ_BUFFER_COUNT read buffers of `chunkBytes` to reuse across files, so a run of many files allocates them once. */
   readBuffers?: Buffer[] | undefined;
+  /** Page-aligned buffers for direct writes of rewritten plain files (see allocateStagingBuffers); null writes through the page cache. */
+  stagingBuffers?: readonly Uint8Array[] | null | undefined;
   /** Count records by operation type, status and policy decision, for stats. */
   countFacets?: boolean | undefined;
   /** Second thread that scans half of each chunk; used when the read buffers are shared memory. */
@@ -366,7 +369,8 @@ class PlainFileJob extends FileJob {
   /** The read in flight, if any; awaited before the shared buffers go to the next file. */
   private pendingRead: Promise<number> = Promise.resolve(0);
   private outputStarted = false;
-  private outputPosition = 0;
+  /** The temporary file's writer, from the first queued write on. */
+  private staged: StagedOutput | null = null;
   private writes: Promise<void> = Promise.resolve();
   /** Per buffer, the write chain as it stood after the buffer's last queued write; awaited before the buffer is refilled. */
   private readonly bufferWrites: Promise<void>[];
@@ -401,7 +405,7 @@ class PlainFileJob extends FileJob {
     }
 
     // Make the bulk durable before taking the lock, so writers wait only for the tail.
-    await this.settleWrites();
+    await this.finishOutput();
     await this.output?.datasync();
 
     return lock!.hold(this.file.path, async (waitedMs) => {
@@ -410,10 +414,10 @@ class PlainFileJob extends FileJob {
 
       this.stage = 'read';
       await this.scanToEnd(true);
-      await this.settleWrites();
+      await this.finishOutput();
 
       const keepNothing = tally.keptBytes === 0;
-      const bytesAfter = keepNothing ? 0 : this.outputPosition;
+      const bytesAfter = keepNothing ? 0 : this.staged!.position;
       if (!keepNothing) {
         await this.verifyOutputSize(tally.keptBytes + tally.bomBytes);
       }
@@ -523,7 +527,8 @@ class PlainFileJob extends FileJob {
     const localDeleted = this.processor.processLines(buffer, start, split);
     const localMs = performance.now() - localStartedAt;
     const keptRuns = this.processor.keptRuns.slice();
-    const { deleted: remoteDeleted, keptRuns: remoteRuns, scanMs: remoteMs } = await remote;
+    // The helper's time includes the hashing it did between scans, so the split also moves hashing load off it.
+    const { deleted: remoteDeleted, keptRuns: remoteRuns, busyMs: remoteMs } = await remote;
     balanceShare(helper, split - start, localMs, end - split, remoteMs);
 
     // Join the two halves' runs where the first ends exactly where the second starts.
@@ -618,13 +623,15 @@ class PlainFileJob extends FileJob {
     this.writes = this.writes.then(async () => {
       if (startOutput) {
         const { mode, uid, gid } = this.ownership;
-        await this.createOutput(mode, uid, gid);
+        const output = await this.createOutput(mode, uid, gid);
+        this.staged = await StagedOutput.open(this.temporaryPath!, output, this.options.stagingBuffers ?? null);
         await this.copyPrefix(bufferOffset + decidedFrom);
       }
       if (slices.length === 0) {
         return;
       }
-      this.outputPosition += await writeFully(this.output!, slices, this.outputPosition);
+      // Resolves once the slices are copied to staging, so the read buffer is free long before the disk write ends.
+      await this.staged!.append(slices);
     });
     // Marks the chain as handled; the failure is rethrown by the next settleWrites().
     this.writes.catch(() => undefined);
@@ -646,7 +653,7 @@ class PlainFileJob extends FileJob {
       if (bytesRead === 0) {
         throw new Error(`unexpected end of file at byte ${position} while copying`);
       }
-      this.outputPosition += await writeFully(this.output!, [buffer.subarray(0, bytesRead)], this.outputPosition);
+      await this.staged!.append([buffer.subarray(0, bytesRead)]);
       position += bytesRead;
     }
   }
@@ -655,10 +662,18 @@ class PlainFileJob extends FileJob {
     await this.writes;
   }
 
+  /** Waits for every queued write to reach the temporary file; appends after it are written at once. */
+  private async finishOutput(): Promise<void> {
+    await this.settleWrites();
+    await this.staged?.finish();
+  }
+
   override async quiesce(): Promise<void> {
     await this.pendingRead.catch(() => undefined);
     await this.writes.catch(() => undefined);
     await Promise.all(this.bufferWrites.map((pending) => pending.catch(() => undefined)));
+    // The staging buffers go to the next file too.
+    await this.staged?.close();
   }
 
   /** Waits for every read, write and hash that still uses the shared buffers, then releases the files. */

@@ -30,7 +30,8 @@ export type ScanHelperRequest =
   | { type: 'tally' };
 
 export type ScanHelperReply =
-  | { type: 'lines'; deleted: number; keptRuns: number[]; scanMs: number }
+  /** `busyMs`: time the helper spent on this scan and on the digest work it did since the previous scan, in ms. */
+  | { type: 'lines'; deleted: number; keptRuns: number[]; busyMs: number }
   | { type: 'tally'; tally: SerializedTally };
 
 /** True when this machine has a second core for the helper. */
@@ -69,7 +70,7 @@ export class ScanHelper {
   }
 
   /** Decides the lines in `memory[start, end)`; same contract as LineProcessor.processLines. */
-  async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[]; scanMs: number }> {
+  async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[]; busyMs: number }> {
     const reply = await this.request({ type: 'lines', memory, start, end });
     if (reply.type !== 'lines') {
       throw new Error('scan helper thread replied out of order');

@@ -23,6 +23,9 @@ const digest = new DigestState();
 
 let processor = newProcessor();
 
+/** Time spent on digest requests since the last reply to a scan, in ms; the main thread balances the split on it. */
+let digestMs = 0;
+
 function newProcessor(): LineProcessor {
   const fresh = new LineProcessor(scanner, rules, init.countFacets);
   fresh.continueFile();
@@ -31,7 +34,9 @@ function newProcessor(): LineProcessor {
 
 parentPort!.on('message', (request: ScanHelperRequest | DigestRequest) => {
   if (isDigestRequest(request)) {
+    const startedAt = performance.now();
     const reply = digest.handle(request);
+    digestMs += performance.now() - startedAt;
     if (reply !== null) {
       parentPort!.postMessage(reply);
     }
@@ -43,7 +48,8 @@ parentPort!.on('message', (request: ScanHelperRequest | DigestRequest) => {
     const bytes = new Uint8Array(request.memory);
     const startedAt = performance.now();
     const deleted = processor.processLines(bytes, request.start, request.end);
-    reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice(), scanMs: performance.now() - startedAt };
+    reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice(), busyMs: performance.now() - startedAt + digestMs };
+    digestMs = 0;
   } else {
     reply = { type: 'tally', tally: processor.tally.serialize() };
     processor = newProcessor();
