@@ -45,7 +45,9 @@ parentPort!.on('message', (request: ScanHelperRequest | DigestRequest) => {
 
   let reply: ScanHelperReply;
   if (request.type === 'lines') {
-    const bytes = new Uint8Array(request.memory);
+    // A Buffer, not a plain Uint8Array: on shared memory, Buffer#indexOf is a native byte search, while
+    // Uint8Array#indexOf reads element by element (about ten times slower on Node.js 20).
+    const bytes = Buffer.from(request.memory);
     const startedAt = performance.now();
     const deleted = processor.processLines(bytes, request.start, request.end);
     reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice(), busyMs: performance.now() - startedAt + digestMs };
