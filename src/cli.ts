@@ -7,14 +7,16 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { pino, type Logger as PinoLogger } from 'pino';
+import type { Logger as PinoLogger } from 'pino';
 
-import { loadSettings, type Settings } from './config/load.js';
-import { exportCommand } from './cli-export.js';
+import type { Settings } from './config/load.js';
 import { ARCHIVE_FORMATS, type CleanupArchiveFormat } from './core/archive-sink.js';
 import { isRetentionError } from './core/errors.js';
 import { cleanupResponse, cleanupText, statsText } from './core/report.js';
-import { AuditRetention } from './service.js';
+import type { AuditRetention } from './service.js';
+
+// The config loader, the service and pino are imported once a command needs them,
+// so that --help, --version and usage errors answer without loading them.
 
 const USAGE = `Usage: audit-retention <command> [options]
 
@@ -60,9 +62,21 @@ function readVersion(): string {
 }
 
 /** Logger of the one-shot commands: pino JSON on stderr, warnings and errors only unless LOG_LEVEL sets another level. */
-function commandLogger(settings: Settings | null): PinoLogger {
+async function commandLogger(settings: Settings | null): Promise<PinoLogger> {
+  const { pino } = await import('pino');
   const level = process.env['LOG_LEVEL'] !== undefined && settings !== null ? settings.logLevel : 'warn';
   return pino({ level }, pino.destination(2));
+}
+
+/** Reads the config through the loader, which brings the YAML parser and the validators with it. */
+async function readSettings(...args: Parameters<typeof import('./config/load.js').loadSettings>): Promise<Settings> {
+  const { loadSettings } = await import('./config/load.js');
+  return loadSettings(...args);
+}
+
+async function createService(settings: Settings): Promise<AuditRetention> {
+  const { AuditRetention: Service } = await import('./service.js');
+  return new Service(settings);
 }
 
 function parseCommandLine(argv: string[]) {
@@ -132,8 +146,8 @@ async function serve(settings: Settings): Promise<void> {
 }
 
 async function cleanup(settings: Settings, options: ReturnType<typeof parseCommandLine>['options']): Promise<number> {
-  const service = new AuditRetention(settings);
-  const logger = commandLogger(settings);
+  const service = await createService(settings);
+  const logger = await commandLogger(settings);
   for (const warning of settings.warnings) {
     logger.warn({ configPath: settings.configPath }, warning);
   }
@@ -160,8 +174,8 @@ async function cleanup(settings: Settings, options: ReturnType<typeof parseComma
 }
 
 async function stats(settings: Settings, options: ReturnType<typeof parseCommandLine>['options']): Promise<number> {
-  const service = new AuditRetention(settings);
-  const report = await service.stats({ profile: options.profile, logger: commandLogger(settings) });
+  const service = await createService(settings);
+  const report = await service.stats({ profile: options.profile, logger: await commandLogger(settings) });
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : statsText(report));
   return 0;
 }
@@ -169,7 +183,7 @@ async function stats(settings: Settings, options: ReturnType<typeof parseCommand
 /** Prints the OpenAPI document, which depends on the routes only, so no config is read. */
 async function printOpenApi(): Promise<void> {
   const buildApp = await loadBuildApp();
-  const app = await buildApp({ ...loadSettings({ builtInOnly: true }), logLevel: 'silent' });
+  const app = await buildApp({ ...(await readSettings({ builtInOnly: true })), logLevel: 'silent' });
   await app.ready();
   process.stdout.write(`${JSON.stringify(app.swagger(), null, 2)}\n`);
   await app.close();
@@ -194,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const settings = loadSettings({ configPath: options.config });
+  const settings = await readSettings({ configPath: options.config });
   switch (command) {
     case 'serve':
       await serve(settings);
@@ -203,8 +217,11 @@ async function main(argv: string[]): Promise<number> {
       return cleanup(settings, options);
     case 'stats':
       return stats(settings, options);
-    case 'export':
-      return exportCommand(settings, options, new AuditRetention(settings).now(), commandLogger(settings));
+    case 'export': {
+      // Loaded on demand, so that cleanup and stats do not pay for the export engine at start-up.
+      const { exportCommand } = await import('./cli-export.js');
+      return exportCommand(settings, options, (await createService(settings)).now(), await commandLogger(settings));
+    }
     default:
       throw new UsageError(`Unknown command '${command}'.`);
   }
