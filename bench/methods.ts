@@ -413,6 +413,22 @@ export async function comparisonMethods(
   });
   methods.push(copyMethod(true), copyMethod(false));
 
+  // Our rewrite bypasses the page cache with O_DIRECT, so the copy limit of that path is shown beside cp's.
+  const directCopyPath = join(workDir, 'copy.direct');
+  methods.push({
+    key: 'dd-direct',
+    label: 'dd bs=4M oflag=direct + sync (a copy that bypasses the page cache, as our rewrite does)',
+    data,
+    inputBytes: single.bytes,
+    paused: true,
+    ours: false,
+    prepare: () => rm(directCopyPath, { force: true }),
+    readFiles: async () => [input],
+    request: (timeFile) => ({ command: 'dd', args: [`if=${input}`, `of=${directCopyPath}`, 'bs=4M', 'oflag=direct', 'status=none'], timeFile }),
+    verify: () => verifyCopy(directCopyPath, single.bytes),
+    cleanup: () => rm(directCopyPath, { force: true }),
+  });
+
   if (segmented !== null) {
     const segmentsDirectory = join(workDir, 'segments');
     const segmentsConfig = await writeConfig(join(workDir, 'segments.yml'), join(segmentsDirectory, LOG_NAME));
