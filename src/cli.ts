@@ -16,7 +16,7 @@ import { cleanupResponse, cleanupText, statsText } from './core/report.js';
 import type { AuditRetention } from './service.js';
 
 // The config loader, the service and pino are imported once a command needs them,
-// so that --help, --version and usage errors answer without loading them.
+// so that --help, --version and usage errors return without loading them.
 
 const USAGE = `Usage: audit-retention <command> [options]
 
