@@ -93,6 +93,56 @@ test('real run removes indexed expired file', async (t) => {
   assert.deepEqual(deleted(real), { 'mxcp.endpoints:1': 2 + 48 });
 });
 
+test('rewritten file enters the index', async (t) => {
+  const setup = await setupLog(t);
+  await run(setup, false);
+
+  const again = await run(setup, false);
+
+  assert.deepEqual(fromIndex(again), { 'logs-20260901T000000.jsonl': true, 'logs-20261201T000000.jsonl': true });
+  assert.deepEqual(deleted(again), {});
+  // Within the day after the cutoff the entry of the rewrite decides as exactly as a scan.
+  for (const laterMs of [NOW_MS + 3_600_000, NOW_MS + 12 * 3_600_000 + 1, NOW_MS + DAY_MS - 1]) {
+    const cached = await run(setup, true, laterMs);
+    const scanned = await run(setup, true, laterMs, false);
+    assert.equal(fromIndex(cached)['logs-20260901T000000.jsonl'], true, `at +${laterMs - NOW_MS} ms`);
+    assert.deepEqual(deleted(cached), deleted(scanned), `at +${laterMs - NOW_MS} ms`);
+    assert.deepEqual(
+      cached.files.map((result) => [result.file.name, result.tally.records, result.tally.malformed, result.bytesAfter]),
+      scanned.files.map((result) => [result.file.name, result.tally.records, result.tally.malformed, result.bytesAfter]),
+    );
+  }
+});
+
+test('append after a rewrite is read', async (t) => {
+  const setup = await setupLog(t);
+  await run(setup, false);
+  const path = join(setup.logDirectory, 'logs-20260901T000000.jsonl');
+
+  await appendFile(path, recordLine({ timestamp: daysAgo(400) }));
+  const cached = await run(setup, true);
+  const scanned = await run(setup, true, NOW_MS, false);
+
+  assert.equal(fromIndex(cached)['logs-20260901T000000.jsonl'], false);
+  assert.deepEqual(deleted(cached), { 'mxcp.endpoints:1': 1 });
+  assert.deepEqual(deleted(cached), deleted(scanned));
+});
+
+test('rewrite with unknown earliest kept is read', async (t) => {
+  const setup = await setupLog(t);
+  // Kept records only far beyond the day after the cutoff: the scan cannot tell the earliest kept instant.
+  const path = join(setup.logDirectory, 'logs-20261201T000000.jsonl');
+  await writeText(path, recordLine({ timestamp: daysAgo(200) }) + recordLine({ timestamp: daysAgo(10) }) + recordLine({ timestamp: daysAgo(5) }));
+  await run(setup, false);
+
+  const cached = await run(setup, true, NOW_MS + 3_600_000);
+  const scanned = await run(setup, true, NOW_MS + 3_600_000, false);
+
+  assert.equal(fromIndex(cached)['logs-20261201T000000.jsonl'], false);
+  assert.equal(fromIndex(cached)['logs-20260901T000000.jsonl'], true);
+  assert.deepEqual(deleted(cached), deleted(scanned));
+});
+
 /** Each change must send the file back to a scan and give the result of a run without index. */
 const CHANGES: [label: string, change: (path: string) => Promise<void>][] = [
   ['append a record', (path) => appendFile(path, recordLine({ timestamp: daysAgo(400) }))],

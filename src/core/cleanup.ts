@@ -18,7 +18,7 @@ import { appendCleanupRecord, type CleanupHistoryRecord } from './history.js';
 import { cleanupHistoryPathFor, discoverLayout, type LogFile, type SkippedFile } from './layout.js';
 import { cleanupResponse } from './report.js';
 import type { FileTally } from './line-processor.js';
-import { ScanIndex, fileState, freshness, sameState, summaryFromScan, tallyFromSummary, type FileState } from './scan-index.js';
+import { ScanIndex, fileState, freshness, sameState, summaryAfterRewrite, summaryFromScan, tallyFromSummary, type FileState } from './scan-index.js';
 import { acquireRunLock, LogLock } from './lock.js';
 import type { Logger } from './logger.js';
 import { OpenWriters } from './open-writers.js';
@@ -412,6 +412,15 @@ async function runPlan(plan: FilePlan, options: FileCleanupOptions, index: ScanI
       index.set(await summaryFromScan(file.name, file.path, after, result.tally));
     } else {
       index.delete(file.name);
+    }
+  } else if (result.action === 'rewritten' && result.replacement != null) {
+    // The new file enters the index unless a writer has appended to it since the rename.
+    const now = await fileState(file.path);
+    const summary = now !== null && sameState(now, result.replacement) ? await summaryAfterRewrite(file.name, file.path, now, result.tally) : null;
+    if (summary === null) {
+      index.delete(file.name);
+    } else {
+      index.set(summary);
     }
   } else if (result.action === 'rewritten' || result.action === 'removed') {
     index.delete(file.name);

@@ -67,6 +67,11 @@ export interface FileResult {
   skipReason: string | null;
   /** True when the scan index decided the file, so it was not read. */
   fromIndex?: boolean;
+  /**
+   * State of the new file right after the rename, taken under the lock, for `rewritten`.
+   * While the file still has this state, it contains exactly the kept lines of the tally.
+   */
+  replacement?: FileState | null;
   /** Time spent waiting for the log's lock, in ms, when the run took it. */
   lockWaitMs: number | null;
   error: RetentionError | null;
@@ -195,6 +200,7 @@ abstract class FileJob {
   protected source: FileHandle | null = null;
   protected temporaryPath: string | null = null;
   protected output: FileHandle | null = null;
+  private replacement: FileState | null = null;
 
   constructor(
     protected readonly file: LogFile,
@@ -214,6 +220,7 @@ abstract class FileJob {
       skipReason: null,
       lockWaitMs: this.lockWaitMs,
       error: null,
+      replacement: this.replacement,
     };
   }
 
@@ -322,6 +329,10 @@ abstract class FileJob {
       this.temporaryPath = null;
     }
     await fsyncDirectory(dirname(this.file.path));
+    if (!keepNothing) {
+      // Still under the lock, so no writer that takes it has appended yet.
+      this.replacement = await fileState(this.file.path);
+    }
   }
 
   private async discardOutput(): Promise<void> {

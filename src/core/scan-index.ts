@@ -190,6 +190,65 @@ function sortedWindow(instants: readonly number[], bytes: readonly number[]): [n
   return pairs.sort((left, right) => left[0] - right[0]);
 }
 
+/**
+ * Builds the entry of a file that a cleanup has just rewritten, in state `state`, from
+ * the tally of the complete scan behind the rewrite: the kept records only. Returns
+ * null when that tally cannot tell the earliest kept instant of a schema, so the next
+ * run reads the file.
+ */
+export async function summaryAfterRewrite(name: string, path: string, state: FileState, tally: FileTally): Promise<FileSummary | null> {
+  const schemas: SchemaSummary[] = [];
+  for (const schema of tally.schemas.values()) {
+    const keptRecords = schema.records - schema.expired;
+    if (keptRecords === 0) {
+      continue;
+    }
+
+    const window = sortedWindow(schema.window, schema.windowBytes);
+    let earliestMs = schema.earliestMs;
+    if (schema.expired > 0) {
+      // Kept records lie at or after the cutoff, and the window lists every one before windowEndMs, so its first is the earliest kept.
+      if (window.length === 0) {
+        return null;
+      }
+      earliestMs = window[0]![0];
+    }
+    // The latest record is kept whenever any is, because it is not older than a kept one.
+    schemas.push({
+      schemaName: schema.rule.schemaName,
+      schemaVersion: schema.schemaVersion,
+      records: keptRecords,
+      bytes: schema.bytes - schema.expiredBytes,
+      earliestMs,
+      latestMs: schema.latestMs,
+      cutoffMs: schema.rule.cutoffMs,
+      expiredAtCutoff: 0,
+      expiredBytesAtCutoff: 0,
+      window,
+      windowEndMs: schema.windowEndMs,
+    });
+  }
+
+  const { headHash, tailHash } = await edgeHashes(path, state.size);
+  return {
+    name,
+    ...state,
+    headHash,
+    tailHash,
+    contentBytes: tally.keptBytes + tally.bomBytes,
+    records: tally.records - tally.expired,
+    malformed: tally.malformed,
+    malformedByKind: { ...tally.malformedByKind },
+    blankLines: tally.blankLines,
+    partialTailBytes: tally.partialTailBytes,
+    bomBytes: tally.bomBytes,
+    schemas,
+    // Facet counts of the tally include the deleted records.
+    facets: null,
+    fullScan: true,
+  };
+}
+
 /** Builds an entry from the tally of a complete scan of a file in state `state`. */
 export async function summaryFromScan(name: string, path: string, state: FileState, tally: FileTally): Promise<FileSummary> {
   const { headHash, tailHash } = await edgeHashes(path, state.size);
