@@ -45,18 +45,28 @@ export interface ComparisonSettings {
   sections: ReadonlySet<string>;
 }
 
-function cliEnvironment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, AUDIT_RETENTION_NOW: BENCH_NOW };
+/** Clock of the run one day after the first, as a daily CronJob would make it. */
+const NEXT_DAY_NOW = new Date(Date.parse(BENCH_NOW) + 86_400_000).toISOString();
+
+function cliEnvironment(now: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, AUDIT_RETENTION_NOW: now };
   delete env['LOG_LEVEL'];
   delete env['AUDIT_RETENTION_CONFIG'];
   return env;
 }
 
-export function cliRequest(build: BuildSnapshot, configPath: string, dryRun: boolean, timeFile: string, nodeOptions: readonly string[] = []): RunRequest {
+export function cliRequest(
+  build: BuildSnapshot,
+  configPath: string,
+  dryRun: boolean,
+  timeFile: string,
+  nodeOptions: readonly string[] = [],
+  now: string = BENCH_NOW,
+): RunRequest {
   return {
     command: process.execPath,
     args: [...nodeOptions, build.cliPath, 'cleanup', '--json', ...(dryRun ? ['--dry-run'] : []), '--config', configPath],
-    env: cliEnvironment(),
+    env: cliEnvironment(now),
     timeFile,
   };
 }
@@ -264,6 +274,47 @@ async function verifyAgainstReference(paths: readonly string[], reference: Lines
   return compareOutputs(await summarizeAgainst(paths, reference), reference);
 }
 
+function totalDeleted(response: CliResponse): number {
+  return Object.values(response.deleted_per_schema ?? {}).reduce((sum, count) => sum + count, 0);
+}
+
+/** What a run one day later keeps of the data, and how many records the day's run deletes after the first run. */
+interface NextDayReference {
+  summary: LinesSummary;
+  deletedAfterFirstRun: number;
+}
+
+/**
+ * Runs our cleanup once, untimed, on a fresh copy at NEXT_DAY_NOW, a full scan without
+ * index, and keeps a summary of what it kept. The next-day run after a first run must
+ * keep exactly these lines, whatever its scan index decided without reading.
+ */
+async function buildNextDayReference(build: BuildSnapshot, dataset: Dataset, reference: Reference, workDir: string): Promise<NextDayReference> {
+  const directory = join(workDir, 'reference-next-day');
+  await copyDataset(dataset, directory);
+  const config = await writeConfig(join(workDir, 'reference-next-day.yml'), join(directory, LOG_NAME));
+  const run = await timedRun(cliRequest(build, config, false, join(workDir, 'time.out'), [], NEXT_DAY_NOW));
+  const deleted = totalDeleted(JSON.parse(run.stdout) as CliResponse);
+  const summary = await summarizeLines(await listLogFiles(directory));
+  await rm(directory, { recursive: true, force: true });
+  return { summary, deletedAfterFirstRun: deleted - reference.expected.deleted };
+}
+
+/** Checks the next-day run: its deletions, then the files it left against a full scan at the same clock, byte for byte. */
+async function verifyNextDay(run: TimedRun, directory: string, nextDay: NextDayReference): Promise<OutputCheck> {
+  let deleted: number;
+  try {
+    deleted = totalDeleted(JSON.parse(run.stdout) as CliResponse);
+  } catch {
+    return fileCheck(false, 'not JSON', 'the CLI did not print a JSON object');
+  }
+  if (deleted !== nextDay.deletedAfterFirstRun) {
+    return fileCheck(false, 'counts differ', `deleted ${deleted} records, a full scan at the same clock deletes ${nextDay.deletedAfterFirstRun} after the first run`);
+  }
+  const check = compareOutputs(await summarizeAgainst(await listLogFiles(directory), nextDay.summary), nextDay.summary);
+  return check.byteIdentical ? check : fileCheck(false, 'bytes differ', `not byte-identical to a full scan at the same clock: ${check.note}`);
+}
+
 /** Returns the jq program: parse each raw line, skip what is not JSON, keep records at or after their schema's cutoff. */
 export function jqProgram(cutoffs: Cutoffs): string {
   return `fromjson? | select(type == "object" and .timestamp >= (${JSON.stringify(cutoffs.perSchema)}[.schema_name // ""] // ${JSON.stringify(cutoffs.default)}))`;
@@ -444,6 +495,27 @@ export async function comparisonMethods(
       request: (timeFile) => cliRequest(build, segmentsConfig, false, timeFile),
       verify: (run) => verifyRealRun(run, segmentsDirectory, expected, reference.summary),
       cleanup: () => rm(segmentsDirectory, { recursive: true, force: true }),
+    });
+
+    // The daily CronJob: the first run leaves a warm scan index, and a day later only files with newly expired records are read.
+    const nextDay = await buildNextDayReference(build, single, reference, workDir);
+    const nextDayDirectory = join(workDir, 'segments-next-day');
+    const nextDayConfig = await writeConfig(join(workDir, 'segments-next-day.yml'), join(nextDayDirectory, LOG_NAME));
+    methods.push({
+      key: 'segments-next-day',
+      label: 'audit-retention cleanup (real run), one day after the first run (warm scan index)',
+      data: `${sizeLabel(options.size)}, ${SEGMENTS} segments`,
+      inputBytes: segmented.bytes,
+      paused: true,
+      ours: true,
+      prepare: async () => {
+        await copyDataset(segmented, nextDayDirectory);
+        await timedRun(cliRequest(build, nextDayConfig, false, join(workDir, 'time.out')));
+      },
+      readFiles: () => cleanupInputs(nextDayDirectory),
+      request: (timeFile) => cliRequest(build, nextDayConfig, false, timeFile, [], NEXT_DAY_NOW),
+      verify: (run) => verifyNextDay(run, nextDayDirectory, nextDay),
+      cleanup: () => rm(nextDayDirectory, { recursive: true, force: true }),
     });
   }
 
