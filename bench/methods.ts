@@ -278,7 +278,7 @@ function totalDeleted(response: CliResponse): number {
   return Object.values(response.deleted_per_schema ?? {}).reduce((sum, count) => sum + count, 0);
 }
 
-/** What a run one day later keeps of the data, and how many records the day's run deletes after the first run. */
+/** The lines that a run one day later keeps, and the number of records that this run deletes after the first run. */
 interface NextDayReference {
   summary: LinesSummary;
   deletedAfterFirstRun: number;
