@@ -4,7 +4,7 @@
  * code is 0 for success, dry run and skip, and 1 for any error.
  */
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import type { Logger as PinoLogger } from 'pino';
@@ -61,11 +61,27 @@ function readVersion(): string {
   return packageJson.version;
 }
 
+/**
+ * Destination of the one-shot commands' logs: each line is written to stderr at once.
+ * A line that cannot be written, such as on a full disk behind a redirected stderr,
+ * is dropped, because the exit code and the report carry the outcome anyway. pino's
+ * own destination (sonic-boom 4.2) retries such a write forever when the process exits.
+ */
+const stderrDestination = {
+  write(line: string): void {
+    try {
+      writeSync(2, line);
+    } catch {
+      // Dropped, as above.
+    }
+  },
+};
+
 /** Logger of the one-shot commands: pino JSON on stderr, warnings and errors only unless LOG_LEVEL sets another level. */
 async function commandLogger(settings: Settings | null): Promise<PinoLogger> {
   const { pino } = await import('pino');
   const level = process.env['LOG_LEVEL'] !== undefined && settings !== null ? settings.logLevel : 'warn';
-  return pino({ level }, pino.destination(2));
+  return pino({ level }, stderrDestination);
 }
 
 /** Reads the config through the loader, which brings the YAML parser and the validators with it. */

@@ -4,8 +4,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, open, readdir, readFile, stat, truncate, unlink } from 'node:fs/promises';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFile, lstat, open, readdir, readFile, rename, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -17,7 +17,7 @@ import { buildApp } from '../src/app.js';
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { ErrorCode } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
-import { NOW_MS, daysAgo, defaultProfile, recordLine, runCli, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+import { CLI_PATH, NOW, NOW_MS, daysAgo, defaultProfile, recordLine, runCli, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
 
 /** Starts a Node child that runs `source` and resolves once it prints "ready". */
 async function startChild(t: TestContext, source: string, args: string[]): Promise<ChildProcess> {
@@ -120,6 +120,40 @@ test('copytruncate during cleanup is skipped', async (t) => {
   assert.match(result.skipReason!, /truncated/);
   assert.equal((await stat(logPath)).size, 0);
   assert.ok(!(await readdir(join(directory, 'audit'))).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
+});
+
+test('symlink over the temporary copy is refused', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory);
+  const logDirectory = join(directory, 'audit');
+  const logPath = join(logDirectory, 'logs.jsonl');
+  let content = '';
+  for (let index = 0; index < 2000; index++) {
+    content += recordLine({ timestamp: daysAgo(index % 2 === 0 ? 300 : 1) });
+  }
+  await writeText(logPath, content);
+  const victimPath = join(directory, 'victim.txt');
+  const victim = 'not a log\n'.repeat(1000);
+  await writeText(victimPath, victim);
+
+  // While the cleanup waits for the lock, another process renames a symlink to the victim over the temporary copy.
+  await holdLock(t, logPath, 1);
+  const running = cleanupIn(configPath, false, 10_000);
+  let temporaryName: string | undefined;
+  while (temporaryName === undefined) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    temporaryName = (await readdir(logDirectory)).find((name) => name.endsWith(TEMPORARY_SUFFIX));
+  }
+  await symlink(victimPath, join(logDirectory, 'swap'));
+  await rename(join(logDirectory, 'swap'), join(logDirectory, temporaryName));
+  const outcome = await running;
+
+  const result = outcome.files.find((file) => file.file.name === 'logs.jsonl')!;
+  assert.equal(result.action, 'skipped');
+  assert.match(result.skipReason!, /temporary copy was replaced/);
+  assert.equal(await readFile(logPath, 'utf8'), content);
+  assert.ok((await lstat(logPath)).isFile());
+  assert.equal(await readFile(victimPath, 'utf8'), victim);
 });
 
 /** Starts flock(1) holding the writers' lock of `logPath` for `seconds`; resolves once it holds it. */
@@ -235,6 +269,38 @@ test('full disk keeps the original', async (t) => {
   // Removing a fully expired file needs no space, so it still happens.
   assert.ok(!names.includes('logs-20250101T000000.jsonl'));
   assert.deepEqual(Object.fromEntries(outcome.deletedPerSchema), { 'mxcp.endpoints:1': 1 });
+});
+
+test('CLI exits with stderr on a full disk', async (t) => {
+  const fileSystem = await smallFileSystem(t, 256);
+  if (fileSystem === null) {
+    t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
+    return;
+  }
+  const { directory, logDirectory } = fileSystem;
+  const configPath = await writeConfig(directory);
+  let content = '';
+  for (let index = 0; index < 200; index++) {
+    content += recordLine({ timestamp: daysAgo(index % 2 === 0 ? 300 : 1), padding: 'p'.repeat(200) });
+  }
+  await writeText(join(logDirectory, 'logs.jsonl'), content);
+  // Fill the rest, so the rewrite and every log line on stderr fail with ENOSPC.
+  await writeFile(join(logDirectory, 'fill'), Buffer.alloc(256 * 1024)).catch(() => undefined);
+  const stderrPath = join(logDirectory, 'stderr.txt');
+  const stderr = await open(stderrPath, 'w').catch(() => null);
+  assert.ok(stderr !== null, 'tmpfs keeps room for an empty file');
+  t.after(() => stderr.close());
+
+  const result = spawnSync(process.execPath, [CLI_PATH, 'cleanup', '--json', '--config', configPath], {
+    env: { PATH: process.env['PATH'] ?? '', AUDIT_RETENTION_NOW: NOW },
+    stdio: ['ignore', 'pipe', stderr.fd],
+    timeout: 30_000,
+  });
+
+  assert.equal(result.error, undefined, 'the CLI exits by itself');
+  assert.equal(result.status, 1);
+  assert.equal((JSON.parse(result.stdout.toString()) as { code: string }).code, ErrorCode.DISK_FULL);
+  assert.equal(await readFile(join(logDirectory, 'logs.jsonl'), 'utf8'), content);
 });
 
 test('HTTP cleanup answers 423 with Retry-After', async (t) => {

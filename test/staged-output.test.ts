@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { constants } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -30,7 +30,7 @@ function randomSlices(seed: number, count: number): Buffer[] {
 async function writeThrough(path: string, staging: readonly Uint8Array[] | null, bulk: Buffer[], tail: Buffer[]): Promise<{ output: StagedOutput; bytes: Buffer }> {
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    const output = await StagedOutput.open(path, handle, staging);
+    const output = await StagedOutput.open(handle, staging);
     for (const slice of bulk) {
       await output.append([slice]);
     }
@@ -91,6 +91,29 @@ test('staged output writes directly where allowed', async (t) => {
   assert.equal(output.bytesWrittenDirectly, total - (total % 4096));
 });
 
+test('staged output ignores a swapped path', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const path = join(directory, 'out');
+  const movedPath = join(directory, 'moved');
+  const victimPath = join(directory, 'victim');
+  await writeFile(victimPath, 'victim\n');
+  const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  t.after(() => handle.close());
+
+  // Another process moves the file away and leaves a symlink to a victim at its path.
+  await rename(path, movedPath);
+  await symlink(victimPath, path);
+  const output = await StagedOutput.open(handle, allocateStagingBuffers());
+  const bulk = randomSlices(8, 8);
+  for (const slice of bulk) {
+    await output.append([slice]);
+  }
+  await output.finish();
+
+  assert.equal(await readFile(victimPath, 'utf8'), 'victim\n');
+  assert.ok(Buffer.concat(bulk).equals(await readFile(movedPath)));
+});
+
 test('staged output falls back on misaligned memory', async (t) => {
   const directory = await temporaryDirectory(t);
   // Offset 8 into a backing store that is at least 16-byte aligned is never block-aligned, so the kernel rejects a direct write with EINVAL.
@@ -123,7 +146,7 @@ test('staged output reports a full disk', async (t) => {
   const path = join(mounted.logDirectory, 'out');
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   t.after(() => handle.close());
-  const output = await StagedOutput.open(path, handle, allocateStagingBuffers());
+  const output = await StagedOutput.open(handle, allocateStagingBuffers());
   const block = Buffer.alloc(STAGING_BYTES / 2, 0x61);
 
   // 3 MiB into 2 MiB: some append, or the finish that waits for the last writes, must fail with ENOSPC.

@@ -12,7 +12,7 @@
  */
 
 import { constants } from 'node:fs';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { PassThrough, Writable } from 'node:stream';
@@ -323,8 +323,14 @@ abstract class FileJob {
     } else {
       this.stage = 'rewrite';
       await this.output!.sync();
+      const written = await this.output!.stat();
       await this.output!.close();
       this.output = null;
+      // A file or symlink renamed over the temporary path would otherwise replace the log.
+      const atTemporaryPath = await lstat(this.temporaryPath!).catch(() => null);
+      if (atTemporaryPath === null || atTemporaryPath.dev !== written.dev || atTemporaryPath.ino !== written.ino) {
+        throw new FileSkipped('its temporary copy was replaced or removed by another process during the cleanup; the original is unchanged');
+      }
       await rename(this.temporaryPath!, this.file.path);
       this.temporaryPath = null;
     }
@@ -635,7 +641,7 @@ class PlainFileJob extends FileJob {
       if (startOutput) {
         const { mode, uid, gid } = this.ownership;
         const output = await this.createOutput(mode, uid, gid);
-        this.staged = await StagedOutput.open(this.temporaryPath!, output, this.options.stagingBuffers ?? null);
+        this.staged = await StagedOutput.open(output, this.options.stagingBuffers ?? null);
         await this.copyPrefix(bufferOffset + decidedFrom);
       }
       if (slices.length === 0) {

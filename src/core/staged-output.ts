@@ -3,10 +3,10 @@
  *
  * Kept bytes are copied into page-aligned staging buffers and written in whole
  * blocks through a second descriptor opened with O_DIRECT. A rewrite of gigabytes
- * then leaves no gigabytes of dirty pages for the kernel to write back, and it
- * neither evicts the page cache that the service and the log's writer use nor
- * allocates new cache pages, which costs more than the copy on some virtual
- * machines. Durability does not change: the caller still fdatasyncs the file
+ * then leaves no gigabytes of dirty pages for the kernel to write back. It neither
+ * evicts the page cache that the service and the log's writer use nor allocates
+ * new cache pages, which on some virtual machines costs more than the copy itself.
+ * Durability does not change: the caller still fdatasyncs the file
  * before the rename. Where direct writes are refused (tmpfs before Linux 6.6,
  * some FUSE file systems, or memory that is not aligned), the same bytes go
  * through the page cache instead, so the result is identical either way.
@@ -60,6 +60,29 @@ export function allocateStagingBuffers(): Uint8Array[] | null {
 }
 
 /**
+ * Opens the file behind `output` again with O_DIRECT, or returns null where Linux's
+ * /proc or O_DIRECT is not available. It goes through /proc/self/fd, which names the
+ * open file itself: a file or symlink that another process renames over the
+ * temporary path cannot redirect the writes to another file.
+ */
+async function openDirect(output: FileHandle): Promise<FileHandle | null> {
+  if (constants.O_DIRECT === undefined) {
+    return null;
+  }
+  const direct = await open(`/proc/self/fd/${output.fd}`, constants.O_WRONLY | constants.O_DIRECT).catch(() => null);
+  if (direct === null) {
+    return null;
+  }
+
+  const [expected, actual] = await Promise.all([output.stat(), direct.stat()]);
+  if (expected.dev !== actual.dev || expected.ino !== actual.ino) {
+    await direct.close();
+    return null;
+  }
+  return direct;
+}
+
+/**
  * The kept bytes of one rewrite, appended in file order. `output` is the temporary
  * file's ordinary descriptor; it stays the caller's to sync and close.
  */
@@ -90,15 +113,12 @@ export class StagedOutput {
   }
 
   /**
-   * Opens `path`, the file behind `output`, a second time for direct writes when
-   * staging buffers are given. Without them, or where O_DIRECT is refused at open,
+   * Wraps `output`, opening its file a second time for direct writes when staging
+   * buffers are given. Without them, or where the direct descriptor cannot be had,
    * every append is written through `output` at once.
    */
-  static async open(path: string, output: FileHandle, staging: readonly Uint8Array[] | null): Promise<StagedOutput> {
-    let direct: FileHandle | null = null;
-    if (staging !== null && constants.O_DIRECT !== undefined) {
-      direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => null);
-    }
+  static async open(output: FileHandle, staging: readonly Uint8Array[] | null): Promise<StagedOutput> {
+    const direct = staging === null ? null : await openDirect(output);
     return new StagedOutput(output, direct, staging);
   }
 
