@@ -143,6 +143,64 @@ test('rewrite with unknown earliest kept is read', async (t) => {
   assert.deepEqual(deleted(cached), deleted(scanned));
 });
 
+/** Runs two real cleanups, at `firstMs` and `laterMs`, with the index and on a copy without it, and returns both final states. */
+async function rewriteTwice(t: TestContext, content: Buffer, firstMs: number, laterMs: number, limits: { chunkBytes?: number; maxLineBytes?: number } = {}) {
+  const outcomes: { deleted: Record<string, number>; bytes: Buffer | null; fromIndex: boolean }[] = [];
+  for (const useIndex of [true, false]) {
+    const setup = await setupLog(t);
+    const path = join(setup.logDirectory, 'logs-20261201T000000.jsonl');
+    await writeFile(path, content);
+    const settings = testSettings(setup.configPath);
+    const cleanup = (nowMs: number) => runCleanup({ profile: defaultProfile(settings), dryRun: false, nowMs, ...limits, ...(useIndex ? {} : { index: null }) });
+
+    await cleanup(firstMs);
+    const later = await cleanup(laterMs);
+
+    const bytes = await readFile(path).catch(() => null);
+    const result = later.files.find((file) => file.file.name === 'logs-20261201T000000.jsonl');
+    outcomes.push({ deleted: deleted(later), bytes, fromIndex: result?.fromIndex === true });
+  }
+  return { cached: outcomes[0]!, scanned: outcomes[1]! };
+}
+
+test('mark-like line moved to the start is read', async (t) => {
+  // Mid-file, a line that starts with the bytes of a byte order mark is not JSON. Once the
+  // first line is deleted it starts the file, where a scan takes those bytes for the file's mark.
+  const mark = Buffer.from([0xef, 0xbb, 0xbf]);
+  // Twelve hours apart: the later cutoff passes the mark-like record but not the record after it.
+  const content = Buffer.concat([
+    Buffer.from(recordLine({ timestamp: daysAgo(120) })),
+    mark,
+    Buffer.from(recordLine({ timestamp: daysAgo(90.25) }) + recordLine({ timestamp: daysAgo(89.9) })),
+  ]);
+
+  const { cached, scanned } = await rewriteTwice(t, content, NOW_MS - DAY_MS / 2, NOW_MS);
+
+  assert.equal(cached.fromIndex, false);
+  assert.deepEqual(cached.deleted, scanned.deleted);
+  assert.ok(cached.bytes !== null);
+  assert.ok(scanned.bytes !== null);
+  assert.ok(cached.bytes.equals(scanned.bytes));
+});
+
+test('line too long behind a kept mark is read', async (t) => {
+  // With the file's mark in front of it, a line that fitted mid-file exceeds the line limit at the start.
+  const maxLineBytes = 1024;
+  const unpadded = recordLine({ timestamp: daysAgo(90.25), padding: '' });
+  const padded = recordLine({ timestamp: daysAgo(90.25), padding: 'p'.repeat(maxLineBytes - unpadded.length) });
+  assert.equal(padded.length, maxLineBytes);
+  // Twelve hours later every record has expired, so the index alone would remove the file.
+  const content = Buffer.from(`\ufeff${recordLine({ timestamp: daysAgo(120) })}${padded}`);
+
+  const { cached, scanned } = await rewriteTwice(t, content, NOW_MS - DAY_MS / 2, NOW_MS, { chunkBytes: 256, maxLineBytes });
+
+  assert.equal(cached.fromIndex, false);
+  assert.deepEqual(cached.deleted, scanned.deleted);
+  assert.ok(cached.bytes !== null, 'the file keeps its overlong line');
+  assert.ok(scanned.bytes !== null);
+  assert.ok(cached.bytes.equals(scanned.bytes));
+});
+
 /** Each change must send the file back to a scan and give the result of a run without index. */
 const CHANGES: [label: string, change: (path: string) => Promise<void>][] = [
   ['append a record', (path) => appendFile(path, recordLine({ timestamp: daysAgo(400) }))],

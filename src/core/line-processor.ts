@@ -131,6 +131,12 @@ export class FileTally {
   bomBytes = 0;
   /** Bytes of complete lines and tail that stay in the file, the mark excluded. */
   keptBytes = 0;
+  /**
+   * True when the file's first line is deleted, so that another line moves to the
+   * start of the file. Only the thread that scans the file's start sets it, so it is
+   * neither serialized nor merged.
+   */
+  firstLineDeleted = false;
   /** Counts by operation type, status and policy decision; null unless requested. */
   readonly facets: RecordFacets | null;
 
@@ -274,6 +280,8 @@ export class LineProcessor {
 
     // A byte order mark belongs to the file, not to its first line: it stays even when that line goes.
     let markBytes = 0;
+    // Where the file's first line starts when this region begins the file, else -1.
+    const firstLineStart = this.atFileStart && start < end ? start : -1;
     if (this.atFileStart && start < end) {
       this.atFileStart = false;
       if (bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) {
@@ -316,6 +324,9 @@ export class LineProcessor {
           tally.expired++;
           tally.expiredBytes += lineBytes;
           deletedLines++;
+          if (lineStart === firstLineStart) {
+            tally.firstLineDeleted = true;
+          }
           if (contentStart > runStart) {
             pushRun(keptRuns, runStart, contentStart);
           }

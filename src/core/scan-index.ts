@@ -190,13 +190,31 @@ function sortedWindow(instants: readonly number[], bytes: readonly number[]): [n
   return pairs.sort((left, right) => left[0] - right[0]);
 }
 
+/** True when the file at `path` starts with the bytes of a UTF-8 byte order mark. */
+async function startsWithMark(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(3);
+    const { bytesRead } = await handle.read(head, 0, 3, 0);
+    return bytesRead === 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf;
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Builds the entry of a file that a cleanup has just rewritten, in state `state`, from
  * the tally of the complete scan behind the rewrite: the kept records only. Returns
- * null when that tally cannot tell the earliest kept instant of a schema, so the next
- * run reads the file.
+ * null where a scan of the new file could judge a line otherwise, or where the tally
+ * cannot tell the earliest kept instant of a schema, so the next run reads the file.
  */
-export async function summaryAfterRewrite(name: string, path: string, state: FileState, tally: FileTally): Promise<FileSummary | null> {
+export async function summaryAfterRewrite(name: string, path: string, gzip: boolean, state: FileState, tally: FileTally): Promise<FileSummary | null> {
+  // A byte order mark counts only at the start of a file, and the first line's length includes it. A line
+  // that moved to the start may therefore be judged otherwise: its leading mark is stripped, or it is too long.
+  if (tally.firstLineDeleted && (gzip || tally.bomBytes > 0 || (await startsWithMark(path)))) {
+    return null;
+  }
+
   const schemas: SchemaSummary[] = [];
   for (const schema of tally.schemas.values()) {
     const keptRecords = schema.records - schema.expired;
