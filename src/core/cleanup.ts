@@ -416,7 +416,8 @@ async function runPlan(plan: FilePlan, options: FileCleanupOptions, index: ScanI
   } else if (result.action === 'rewritten' && result.replacement != null) {
     // The new file enters the index unless a writer has appended to it since the rename.
     const now = await fileState(file.path);
-    const summary = now !== null && sameState(now, result.replacement) ? await summaryAfterRewrite(file.name, file.path, file.gzip, now, result.tally) : null;
+    const unchangedSinceRename = now !== null && sameState(now, result.replacement);
+    const summary = unchangedSinceRename ? await summaryAfterRewrite(file.name, file.path, file.gzip, now, result.tally) : null;
     if (summary === null) {
       index.delete(file.name);
     } else {

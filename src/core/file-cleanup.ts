@@ -89,7 +89,7 @@ export interface FileCleanupOptions {
   maxLineBytes?: number | undefined;
   /** READ_BUFFER_COUNT read buffers of `chunkBytes` to reuse across files, so a run of many files allocates them once. */
   readBuffers?: Buffer[] | undefined;
-  /** Page-aligned buffers for direct writes of rewritten plain files (see allocateStagingBuffers); null writes through the page cache. */
+  /** Page-aligned buffers for direct writes of rewritten plain files, from allocateStagingBuffers. With null, writes go through the page cache. */
   stagingBuffers?: readonly Uint8Array[] | null | undefined;
   /** Count records by operation type, status and policy decision, for stats. */
   countFacets?: boolean | undefined;

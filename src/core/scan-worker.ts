@@ -23,7 +23,7 @@ const digest = new DigestState();
 
 let processor = newProcessor();
 
-/** Time spent on digest requests since the last reply to a scan, in ms; the main thread balances the split on it. */
+/** Time spent on digest requests since the last reply to a scan, in ms. The main thread balances the split on it. */
 let digestMs = 0;
 
 function newProcessor(): LineProcessor {

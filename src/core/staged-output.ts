@@ -25,9 +25,9 @@ import { writeFully } from './durable.js';
 export const DIRECT_ALIGNMENT = 4096;
 
 /**
- * Size of each staging buffer, in bytes, a multiple of DIRECT_ALIGNMENT. Writes of
- * 1 to 4 MiB keep a virtual disk at its full rate; two buffers of 1 MiB keep the
- * added memory at 2 MiB.
+ * Size of each staging buffer, in bytes, a multiple of DIRECT_ALIGNMENT. On the
+ * virtio disk where this was measured, dd oflag=direct ran as fast with 1 MiB
+ * blocks as with 4 MiB ones. Two buffers of 1 MiB add 2 MiB of memory.
  */
 export const STAGING_BYTES = 1 * 1024 * 1024;
 
@@ -54,7 +54,7 @@ export function allocateStagingBuffers(): Uint8Array[] | null {
   try {
     return Array.from({ length: STAGING_BUFFER_COUNT }, () => new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer));
   } catch {
-    // A RangeError when the address space is limited (ulimit -v): the page cache path needs no staging.
+    // V8 throws a RangeError when the address space is limited (ulimit -v). The page cache path needs no staging.
     return null;
   }
 }
