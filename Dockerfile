@@ -1,4 +1,4 @@
-# Two stages: the first compiles TypeScript and the fs-ext flock addon, the second
+# Two stages: the first compiles TypeScript, the WebAssembly line walk and the fs-ext flock addon, the second
 # carries only the compiled code and production dependencies.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -10,6 +10,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+COPY wasm ./wasm
 COPY scripts ./scripts
 COPY bench ./bench
 COPY test ./test

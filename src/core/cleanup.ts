@@ -15,6 +15,7 @@ import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js
 import { DEFAULT_CHUNK_BYTES, READ_BUFFER_COUNT, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
 import { DeletedLinesDigest, ThreadedDigest, type RunDigest } from './digest.js';
 import { appendCleanupRecord, type CleanupHistoryRecord } from './history.js';
+import { allocateScanBuffers } from './line-walk.js';
 import { cleanupHistoryPathFor, discoverLayout, type LogFile, type SkippedFile } from './layout.js';
 import { cleanupResponse } from './report.js';
 import type { FileTally } from './line-processor.js';
@@ -183,9 +184,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       digest = helper !== null ? new ThreadedDigest(helper.digestChannel()) : new DeletedLinesDigest();
     }
     const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    // The helper thread reads the chunks in place, so they live in shared memory when it runs.
-    const allocate = (size: number): Buffer => (helper === null ? Buffer.allocUnsafe(size) : Buffer.from(new SharedArrayBuffer(size)));
-    const readBuffers = Array.from({ length: READ_BUFFER_COUNT }, () => allocate(chunkBytes));
+    // Scan memory: the compiled line walk and the helper thread read the chunks in place.
+    const readBuffers = allocateScanBuffers(READ_BUFFER_COUNT, chunkBytes);
     const stagingBuffers = dryRun ? null : allocateStagingBuffers();
     const options: FileCleanupOptions = {
       dryRun,

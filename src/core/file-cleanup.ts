@@ -528,7 +528,7 @@ class PlainFileJob extends FileJob {
   private async decideLines(buffer: Buffer, start: number, end: number): Promise<{ deleted: number; keptRuns: readonly number[] }> {
     const helper = this.options.helper;
     const memory = buffer.buffer;
-    if (helper == null || !(memory instanceof SharedArrayBuffer) || buffer.byteOffset !== 0 || end - start < MIN_SPLIT_BYTES) {
+    if (helper == null || !(memory instanceof SharedArrayBuffer) || end - start < MIN_SPLIT_BYTES) {
       const deleted = this.processor.processLines(buffer, start, end);
       return { deleted, keptRuns: this.processor.keptRuns };
     }
@@ -538,7 +538,9 @@ class PlainFileJob extends FileJob {
       const deleted = this.processor.processLines(buffer, start, end);
       return { deleted, keptRuns: this.processor.keptRuns };
     }
-    const remote = helper.scanLines(memory, split, end);
+    // The helper indexes the whole shared memory; the buffer may start anywhere in it.
+    const offset = buffer.byteOffset;
+    const remote = helper.scanLines(memory, offset + split, offset + end);
     remote.catch(() => undefined);
     const localStartedAt = performance.now();
     const localDeleted = this.processor.processLines(buffer, start, split);
@@ -550,12 +552,12 @@ class PlainFileJob extends FileJob {
 
     // Join the two halves' runs where the first ends exactly where the second starts.
     let next = 0;
-    if (keptRuns.length > 0 && remoteRuns.length > 0 && keptRuns[keptRuns.length - 1] === remoteRuns[0]) {
-      keptRuns[keptRuns.length - 1] = remoteRuns[1]!;
+    if (keptRuns.length > 0 && remoteRuns.length > 0 && keptRuns[keptRuns.length - 1] === remoteRuns[0]! - offset) {
+      keptRuns[keptRuns.length - 1] = remoteRuns[1]! - offset;
       next = 2;
     }
     for (; next < remoteRuns.length; next++) {
-      keptRuns.push(remoteRuns[next]!);
+      keptRuns.push(remoteRuns[next]! - offset);
     }
     return { deleted: localDeleted + remoteDeleted, keptRuns };
   }

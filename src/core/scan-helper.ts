@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 import { isDigestReply, type DigestChannel, type DigestReply } from './digest.js';
+import { scanMemoryOf } from './line-walk.js';
 import type { SerializedTally } from './line-processor.js';
 import type { RetentionInputs } from './retention.js';
 import type { ScannerOptions } from './scanner.js';
@@ -26,7 +27,10 @@ export interface ScanHelperInit {
 }
 
 export type ScanHelperRequest =
-  | { type: 'lines'; memory: SharedArrayBuffer; start: number; end: number }
+  /** Makes `memory` the scan memory that later requests without their own memory read. */
+  | { type: 'bind'; memory: WebAssembly.Memory }
+  /** `memory` null: the bound scan memory. Positions index the whole memory. */
+  | { type: 'lines'; memory: SharedArrayBuffer | null; start: number; end: number }
   | { type: 'tally' };
 
 export type ScanHelperReply =
@@ -50,6 +54,9 @@ export class ScanHelper {
   localShare = 0.5;
   private failure: Error | null = null;
 
+  /** The scan memory the helper thread has registered; it is sent once, not with every request. */
+  private boundMemory: WebAssembly.Memory | null = null;
+
   private digestReplyHandler: ((reply: DigestReply) => void) | null = null;
   private digestErrorHandler: ((error: Error) => void) | null = null;
 
@@ -71,7 +78,15 @@ export class ScanHelper {
 
   /** Decides the lines in `memory[start, end)`; same contract as LineProcessor.processLines. */
   async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[]; busyMs: number }> {
-    const reply = await this.request({ type: 'lines', memory, start, end });
+    // A scan memory goes to the helper once: a memory posted with each request would
+    // arrive as a new object each time, and the helper would compile its walk again.
+    const scanMemory = scanMemoryOf(memory);
+    if (scanMemory !== undefined && scanMemory !== this.boundMemory) {
+      this.worker.postMessage({ type: 'bind', memory: scanMemory } satisfies ScanHelperRequest);
+      this.boundMemory = scanMemory;
+    }
+
+    const reply = await this.request({ type: 'lines', memory: scanMemory === undefined ? memory : null, start, end });
     if (reply.type !== 'lines') {
       throw new Error('scan helper thread replied out of order');
     }

@@ -11,6 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import { DigestState, isDigestRequest } from './digest.js';
 import { LineProcessor } from './line-processor.js';
+import { registerScanMemory } from './line-walk.js';
 import { RetentionRules } from './retention.js';
 import { LineScanner } from './scanner.js';
 import type { ScanHelperInit, ScanHelperReply, ScanHelperRequest } from './scan-helper.js';
@@ -22,6 +23,9 @@ const scanner = new LineScanner(init.scanner);
 const digest = new DigestState();
 
 let processor = newProcessor();
+
+/** The bytes of the scan memory last bound by the main thread. */
+let boundBytes: Buffer | null = null;
 
 /** Time spent on digest requests since the last reply to a scan, in ms. The main thread balances the split on it. */
 let digestMs = 0;
@@ -43,11 +47,17 @@ parentPort!.on('message', (request: ScanHelperRequest | DigestRequest) => {
     return;
   }
 
+  if (request.type === 'bind') {
+    registerScanMemory(request.memory);
+    boundBytes = Buffer.from(request.memory.buffer);
+    return;
+  }
+
   let reply: ScanHelperReply;
   if (request.type === 'lines') {
     // A Buffer, not a plain Uint8Array: on shared memory, Buffer#indexOf is a native byte search, while
     // Uint8Array#indexOf reads element by element (about ten times slower on Node.js 20).
-    const bytes = Buffer.from(request.memory);
+    const bytes = request.memory === null ? boundBytes! : Buffer.from(request.memory);
     const startedAt = performance.now();
     const deleted = processor.processLines(bytes, request.start, request.end);
     reply = { type: 'lines', deleted, keptRuns: processor.keptRuns.slice(), busyMs: performance.now() - startedAt + digestMs };

@@ -14,6 +14,7 @@
 
 import { isUtf8 } from 'node:buffer';
 
+import { LineWalk, scanMemoryOf, WALK_ESCAPED_KEY, WALK_TOO_DEEP } from './line-walk.js';
 import { parseEpochBytes, parseIsoBytes } from './timestamp.js';
 
 /** Kinds of line, as far as retention is concerned. */
@@ -163,7 +164,7 @@ const MAX_RECURSIVE_DEPTH = 512;
 const MAX_MEMBER_KEY_LENGTH = 64;
 
 /** Result of the recursive walk when a line nests deeper than MAX_RECURSIVE_DEPTH. */
-const TOO_DEEP = -2;
+const TOO_DEEP = WALK_TOO_DEEP;
 
 const IS_HEX = new Uint8Array(256);
 for (const character of '0123456789abcdefABCDEF') IS_HEX[character.charCodeAt(0)] = 1;
@@ -270,6 +271,12 @@ export class LineScanner {
   private words: Int32Array | null = null;
   private wordsSource: Uint8Array | null = null;
 
+  /** The compiled walk for lines in `compiledWalkSource`, or null where only the JavaScript walk can read them. */
+  private compiledWalk: LineWalk | null = null;
+  private compiledWalkSource: ArrayBufferLike | null = null;
+  /** One compiled walk per scan memory this scanner has read, created on first use. */
+  private readonly compiledWalks = new WeakMap<WebAssembly.Memory, LineWalk | null>();
+
   /** Nesting stack of container kinds; grows on demand, so nesting depth has no fixed limit. */
   private stack = new Uint8Array(64);
 
@@ -337,7 +344,7 @@ export class LineScanner {
     if (bytes[index] !== 0x7b) {
       walked = this.skipValue(bytes, index, end, 0);
     } else if (this.members === null) {
-      walked = this.walkRecord(bytes, index, end);
+      walked = this.compiledWalkFor(bytes) !== null ? this.walkRecordCompiled(bytes, index, end) : this.walkRecord(bytes, index, end);
     } else {
       walked = this.walkRecordMembers(bytes, index, end, this.members);
     }
@@ -412,6 +419,51 @@ export class LineScanner {
       }
       return byte === 0x7d ? index + 1 : -1;
     }
+  }
+
+  /** The compiled walk that reads `bytes` in place, or null when they are not in a scan memory. */
+  private compiledWalkFor(bytes: Uint8Array): LineWalk | null {
+    if (bytes.buffer === this.compiledWalkSource) {
+      return this.compiledWalk;
+    }
+
+    this.compiledWalkSource = bytes.buffer;
+    const memory = scanMemoryOf(bytes.buffer);
+    if (memory === undefined) {
+      this.compiledWalk = null;
+      return null;
+    }
+    let walk = this.compiledWalks.get(memory);
+    if (walk === undefined) {
+      walk = LineWalk.create(memory, this.memberKeys);
+      this.compiledWalks.set(memory, walk);
+    }
+    this.compiledWalk = walk;
+    return walk;
+  }
+
+  /** `walkRecord` done by the compiled walk; same results, with the members copied into this scanner's tables. */
+  private walkRecordCompiled(bytes: Uint8Array, index: number, end: number): number {
+    const walk = this.compiledWalk!;
+    const offset = bytes.byteOffset;
+    const after = walk.walkRecord(offset + index);
+    if (after === WALK_ESCAPED_KEY) {
+      return this.walkRecord(bytes, index, end);
+    }
+    if (after < 0) {
+      // -1 and TOO_DEEP mean the same in both walks.
+      return after;
+    }
+
+    const results = walk.results;
+    for (let member = 1; member < MEMBER_COUNT; member++) {
+      const at = member * 4;
+      this.valueType[member] = results[at]!;
+      this.valueStart[member] = results[at + 1]! - offset;
+      this.valueEnd[member] = results[at + 2]! - offset;
+      this.valueEscaped[member] = results[at + 3]!;
+    }
+    return after - offset;
   }
 
   /**

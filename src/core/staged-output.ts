@@ -37,11 +37,6 @@ export const STAGING_BUFFER_COUNT = 2;
 /** Page size of WebAssembly memory, in bytes, fixed by the WebAssembly specification. */
 const WASM_PAGE_BYTES = 64 * 1024;
 
-// The one part of the WebAssembly JavaScript API used here; TypeScript declares it only in its DOM and worker libraries.
-declare const WebAssembly: {
-  Memory: new (descriptor: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer };
-};
-
 /**
  * Allocates the staging buffers of a run, or returns null when they cannot be made.
  * Node.js has no aligned allocation, but V8 maps each WebAssembly.Memory straight

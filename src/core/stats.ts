@@ -11,6 +11,7 @@ import { fromFileSystemError, isRetentionError, type RetentionError } from './er
 import { cleanupFile, DEFAULT_CHUNK_BYTES } from './file-cleanup.js';
 import { readLastCleanup, type CleanupHistoryRecord } from './history.js';
 import { discoverLayout, type LogFile } from './layout.js';
+import { allocateScanBuffers } from './line-walk.js';
 import type { Logger } from './logger.js';
 import { FileTally } from './line-processor.js';
 import { OpenWriters } from './open-writers.js';
@@ -63,7 +64,7 @@ interface ScanContext {
 
 /** Reads a whole file and returns its entry, counting facets. */
 async function scanWholeFile(file: LogFile, state: FileState, context: ScanContext): Promise<FileSummary | null> {
-  context.readBuffers ??= [Buffer.allocUnsafe(DEFAULT_CHUNK_BYTES), Buffer.allocUnsafe(DEFAULT_CHUNK_BYTES)];
+  context.readBuffers ??= allocateScanBuffers(2, DEFAULT_CHUNK_BYTES) as [Buffer, Buffer];
   const result = await cleanupFile(file, {
     dryRun: true,
     scanner: context.scanner,
