@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
@@ -401,16 +401,23 @@ test('disabled profile is skipped', async (t) => {
   assert.equal(outcome.files.length, 0);
 });
 
-test('helper thread gives same result', async (t) => {
+for (const awaitScanHelper of [true, false]) {
+  test(`helper thread gives same result${awaitScanHelper ? '' : ', while it starts'}`, async (t) => {
+    await helperRunMatchesReference(t, awaitScanHelper);
+  });
+}
+
+async function helperRunMatchesReference(t: TestContext, awaitScanHelper: boolean): Promise<void> {
   const setup = await fixture(t);
   const content = Buffer.from(mixedLog().repeat(3000), 'latin1');
   const path = join(setup.logDirectory, 'logs.jsonl');
   await writeText(path, content);
   await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
 
-  // 1 MiB chunks of a 6 MiB file: every chunk is split between the two threads.
-  const dryRun = await cleanup(setup, true, { chunkBytes: 1024 * 1024, scanHelper: true });
-  const realRun = await cleanup(setup, false, { chunkBytes: 1024 * 1024, scanHelper: true });
+  // 1 MiB chunks of a 6 MiB file. Once the helper has started, every chunk is split between the
+  // two threads; before, this thread scans alone and copies deleted lines for the helper's digest.
+  const dryRun = await cleanup(setup, true, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper });
+  const realRun = await cleanup(setup, false, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper });
 
   const expected = referenceCleanup(content, MIXED_RETENTION);
   assert.deepEqual(deletedObject(dryRun), expected.deleted);
@@ -420,7 +427,7 @@ test('helper thread gives same result', async (t) => {
   // With the helper, the digest of deleted lines is computed on its own thread from shared memory.
   const history = JSON.parse(await readFile(join(setup.logDirectory, 'logs_cleanup.jsonl'), 'utf8'));
   assert.equal(history.deleted_sha256, createHash('sha256').update(expected.deletedLines).digest('hex'));
-});
+}
 
 test('billion-day retention keeps everything', async (t) => {
   const setup = await fixture(t, 'retention:\n  debug.logs: 1000000000');

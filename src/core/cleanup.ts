@@ -45,6 +45,12 @@ export interface CleanupRequest {
   /** Forces the second scan thread on or off; by default it runs for large logs on machines with two cores or more. */
   scanHelper?: boolean | undefined;
   /**
+   * Waits until the second scan thread has started before the first scan, so that
+   * every large chunk is split between the threads. By default the calling thread
+   * scans alone until then.
+   */
+  awaitScanHelper?: boolean | undefined;
+  /**
    * The log's scan index. By default the run loads the saved one and saves it back;
    * null turns the index off, so every file is read.
    */
@@ -178,6 +184,9 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     const useThreads = request.scanHelper ?? (helperUseful() && bytesToScan >= MIN_HELPER_TOTAL_BYTES);
     if (useThreads) {
       helper = ScanHelper.start({ scanner: scannerOptions, retention: retentionInputs, nowMs, countFacets });
+      if (request.awaitScanHelper === true) {
+        await helper.started();
+      }
     }
     if (!dryRun) {
       // On large logs the helper thread also computes the SHA-256 of the deleted lines.

@@ -101,6 +101,8 @@ export class DigestState {
 
 /** A message channel to the thread that hashes. */
 export interface DigestChannel {
+  /** True once the thread takes requests; before that, shared ranges are copied rather than waited for. */
+  ready(): boolean;
   post(request: DigestRequest, transfer?: ArrayBuffer[]): void;
   onReply(handler: (reply: DigestReply) => void): void;
   onError(handler: (error: Error) => void): void;
@@ -159,12 +161,17 @@ export class ThreadedDigest implements RunDigest {
   }
 
   add(bytes: Uint8Array): void {
-    let offset = 0;
-    while (offset < bytes.length) {
-      const taken = Math.min(bytes.length - offset, this.batch.length - this.batchLength);
-      this.batch.set(bytes.subarray(offset, offset + taken), this.batchLength);
-      this.batchLength += taken;
-      offset += taken;
+    this.addRange(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), 0, bytes.length);
+  }
+
+  /** Copies `bytes[start, end)` into the batch; Buffer#copy takes a range, so no view is made per line. */
+  private addRange(bytes: Buffer, start: number, end: number): void {
+    let offset = start;
+    while (offset < end) {
+      const copied = Math.min(end - offset, this.batch.length - this.batchLength);
+      bytes.copy(this.batch, this.batchLength, offset, offset + copied);
+      this.batchLength += copied;
+      offset += copied;
       if (this.batchLength === this.batch.length) {
         this.sendBatch();
       }
@@ -173,6 +180,14 @@ export class ThreadedDigest implements RunDigest {
 
   /** Hands ranges of a shared buffer to the worker, which hashes them in place; resolves when it has. */
   addShared(buffer: Buffer, ranges: readonly number[]): Promise<void> {
+    if (!this.channel.ready()) {
+      // A thread that is still starting would hold the read buffer for tens of milliseconds.
+      for (let index = 0; index < ranges.length; index += 2) {
+        this.addRange(buffer, ranges[index]!, ranges[index + 1]!);
+      }
+      return Promise.resolve();
+    }
+
     // Bytes sent by `add` earlier come first, so the order of lines holds.
     this.sendBatch();
     return new Promise<void>((resolve, reject) => {

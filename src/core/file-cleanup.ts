@@ -528,7 +528,7 @@ class PlainFileJob extends FileJob {
   private async decideLines(buffer: Buffer, start: number, end: number): Promise<{ deleted: number; keptRuns: readonly number[] }> {
     const helper = this.options.helper;
     const memory = buffer.buffer;
-    if (helper == null || !(memory instanceof SharedArrayBuffer) || end - start < MIN_SPLIT_BYTES) {
+    if (helper == null || !helper.ready || !(memory instanceof SharedArrayBuffer) || end - start < MIN_SPLIT_BYTES) {
       const deleted = this.processor.processLines(buffer, start, end);
       return { deleted, keptRuns: this.processor.keptRuns };
     }
@@ -566,7 +566,10 @@ class PlainFileJob extends FileJob {
   private async collectHelperTally(): Promise<void> {
     const helper = this.options.helper;
     if (helper != null) {
-      this.processor.tally.merge(await helper.takeTally(), this.options.rules);
+      const helperTally = await helper.takeTally();
+      if (helperTally !== null) {
+        this.processor.tally.merge(helperTally, this.options.rules);
+      }
     }
   }
 

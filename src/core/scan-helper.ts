@@ -34,6 +34,8 @@ export type ScanHelperRequest =
   | { type: 'tally' };
 
 export type ScanHelperReply =
+  /** Sent once, when the helper thread has loaded its modules and takes requests. */
+  | { type: 'ready' }
   /** `busyMs`: time the helper spent on this scan and on the digest work it did since the previous scan, in ms. */
   | { type: 'lines'; deleted: number; keptRuns: number[]; busyMs: number }
   | { type: 'tally'; tally: SerializedTally };
@@ -52,7 +54,18 @@ export class ScanHelper {
    * the I/O and its scans run slower or faster than the helper's depending on load.
    */
   localShare = 0.5;
+
+  /**
+   * True once the helper thread has started. Until then the calling thread scans
+   * everything itself: starting a thread takes tens of milliseconds, as long as
+   * scanning a small file alone.
+   */
+  ready = false;
+  private readonly readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private failure: Error | null = null;
+
+  /** True when a scan was requested since the last tally. */
+  private scannedSinceTally = false;
 
   /** The scan memory the helper thread has registered; it is sent once, not with every request. */
   private boundMemory: WebAssembly.Memory | null = null;
@@ -64,6 +77,9 @@ export class ScanHelper {
     worker.on('message', (reply: ScanHelperReply | DigestReply) => {
       if (isDigestReply(reply)) {
         this.digestReplyHandler?.(reply);
+      } else if (reply.type === 'ready') {
+        this.ready = true;
+        for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
       } else {
         this.pending.shift()?.resolve(reply);
       }
@@ -76,6 +92,19 @@ export class ScanHelper {
     return new ScanHelper(new Worker(new URL('./scan-worker.js', import.meta.url), { workerData: init }));
   }
 
+  /** Resolves when the helper thread takes requests, or rejects when it failed to start. */
+  started(): Promise<void> {
+    if (this.ready) {
+      return Promise.resolve();
+    }
+    if (this.failure !== null) {
+      return Promise.reject(this.failure);
+    }
+    return new Promise((resolve, reject) => {
+      this.readyWaiters.push({ resolve, reject });
+    });
+  }
+
   /** Decides the lines in `memory[start, end)`; same contract as LineProcessor.processLines. */
   async scanLines(memory: SharedArrayBuffer, start: number, end: number): Promise<{ deleted: number; keptRuns: number[]; busyMs: number }> {
     // A scan memory goes to the helper once: a memory posted with each request would
@@ -86,6 +115,7 @@ export class ScanHelper {
       this.boundMemory = scanMemory;
     }
 
+    this.scannedSinceTally = true;
     const reply = await this.request({ type: 'lines', memory: scanMemory === undefined ? memory : null, start, end });
     if (reply.type !== 'lines') {
       throw new Error('scan helper thread replied out of order');
@@ -93,8 +123,16 @@ export class ScanHelper {
     return reply;
   }
 
-  /** Returns the tally of everything scanned since the last call, and starts a new one. */
-  async takeTally(): Promise<SerializedTally> {
+  /**
+   * Returns the tally of everything scanned since the last call, and starts a new
+   * one. Returns null when nothing was scanned, so that a file never waits for a
+   * thread that is still starting.
+   */
+  async takeTally(): Promise<SerializedTally | null> {
+    if (!this.scannedSinceTally) {
+      return null;
+    }
+    this.scannedSinceTally = false;
     const reply = await this.request({ type: 'tally' });
     if (reply.type !== 'tally') {
       throw new Error('scan helper thread replied out of order');
@@ -105,6 +143,7 @@ export class ScanHelper {
   /** A channel to the helper thread for the digest of deleted lines, which it computes between scans. */
   digestChannel(): DigestChannel {
     return {
+      ready: () => this.ready,
       post: (request, transfer = []) => this.worker.postMessage(request, transfer),
       onReply: (handler) => {
         this.digestReplyHandler = handler;
@@ -133,7 +172,7 @@ export class ScanHelper {
   private fail(error: Error): void {
     this.failure = error;
     this.digestErrorHandler?.(error);
-    for (const waiter of this.pending.splice(0)) {
+    for (const waiter of [...this.pending.splice(0), ...this.readyWaiters.splice(0)]) {
       waiter.reject(error);
     }
   }

@@ -68,3 +68,5 @@ parentPort!.on('message', (request: ScanHelperRequest | DigestRequest) => {
   }
   parentPort!.postMessage(reply);
 });
+
+parentPort!.postMessage({ type: 'ready' } satisfies ScanHelperReply);
