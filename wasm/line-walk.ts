@@ -23,6 +23,8 @@
 /** Per member: type (i32), first byte, end (i32 each), escape flag (i32). */
 const RESULTS: usize = 0;
 const RESULT_BYTES: usize = 16;
+/** The timestamp member's string parsed as ISO 8601 (f64 epoch ms, NaN when it is not one), as parseIsoBytes does. */
+const TIMESTAMP_MS: usize = 112;
 /** Per key length 0 to 63: a bit mask of the members whose key has that length. */
 const LENGTH_MASKS: usize = 128;
 /** Per member: the key's bytes, at most MAX_KEY_BYTES, in a field of MAX_KEY_BYTES + 1. */
@@ -31,6 +33,8 @@ const MAX_KEY_BYTES: usize = 63;
 
 /** Members of interest are 1 to MEMBER_COUNT - 1; 0 is any other member. */
 const MEMBER_COUNT = 7;
+/** The member whose string value is parsed as a timestamp. */
+const MEMBER_TIMESTAMP = 1;
 
 // Value types, as in scanner.ts.
 const VALUE_ABSENT = 0;
@@ -212,6 +216,101 @@ function matchMember(start: usize, end: usize): i32 {
   return 0;
 }
 
+// ISO 8601 timestamps, as parseIsoBytes in src/core/timestamp.ts: the same accepted
+// forms, range checks and flooring to the millisecond. The scanner tests hold both
+// to the same reference on every line.
+
+const MS_PER_DAY: f64 = 86_400_000;
+
+/** Returns the decimal value of the two digits at `index`, or -1. */
+@inline function twoDigits(index: usize): i32 {
+  const high = <u32>load<u8>(index) - 0x30;
+  const low = <u32>load<u8>(index + 1) - 0x30;
+  return high < 10 && low < 10 ? <i32>(high * 10 + low) : -1;
+}
+
+@inline function isLeapYear(year: i32): bool {
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+/** Returns the days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+function daysFromCivil(year: i32, month: i32, day: i32): f64 {
+  const shiftedYear = month <= 2 ? year - 1 : year;
+  // Floored division: shiftedYear is -1 for January and February of year 0.
+  const era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400;
+  const yearOfEra = shiftedYear - era * 400;
+  const dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear;
+  return <f64>era * 146_097 + <f64>dayOfEra - 719_468;
+}
+
+/** Days of each month of a common year, indexed 1 to 12. */
+@inline function daysInMonth(month: i32, year: i32): i32 {
+  if (month == 2) return isLeapYear(year) ? 29 : 28;
+  return month == 4 || month == 6 || month == 9 || month == 11 ? 30 : 31;
+}
+
+/** Parses the ISO 8601 date-time in `[start, end)` and returns epoch ms, floored, or NaN. */
+function parseIso(start: usize, end: usize): f64 {
+  // Shortest form: YYYY-MM-DDTHH:MM:SS is 19 bytes.
+  if (end - start < 19) return NaN;
+
+  const century = twoDigits(start);
+  const yearInCentury = twoDigits(start + 2);
+  const month = twoDigits(start + 5);
+  const day = twoDigits(start + 8);
+  const hour = twoDigits(start + 11);
+  const minute = twoDigits(start + 14);
+  const second = twoDigits(start + 17);
+  const separator = <u32>load<u8>(start + 10);
+  if (load<u8>(start + 4) != 0x2d || load<u8>(start + 7) != 0x2d || (separator != 0x54 && separator != 0x20) || load<u8>(start + 13) != 0x3a || load<u8>(start + 16) != 0x3a) {
+    return NaN;
+  }
+  if (century < 0 || yearInCentury < 0) return NaN;
+  const year = century * 100 + yearInCentury;
+  if (month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) {
+    return NaN;
+  }
+  if (day > daysInMonth(month, year)) return NaN;
+
+  let index = start + 19;
+  let fractionMs = 0;
+  if (index < end && (load<u8>(index) == 0x2e || load<u8>(index) == 0x2c)) {
+    index++;
+    const fractionStart = index;
+    while (index < end && <u32>load<u8>(index) - 0x30 < 10) index++;
+    const fractionDigits = <i32>(index - fractionStart);
+    if (fractionDigits < 1 || fractionDigits > 9) return NaN;
+    // Milliseconds are the first three digits; later digits only refine within the millisecond.
+    for (let position = 0; position < 3; position++) {
+      fractionMs = fractionMs * 10 + (position < fractionDigits ? <i32>load<u8>(fractionStart + <usize>position) - 0x30 : 0);
+    }
+  }
+
+  let offsetMinutes = 0;
+  if (index < end) {
+    const zone = <u32>load<u8>(index);
+    if (zone == 0x5a || zone == 0x7a) {
+      index++;
+    } else if (zone == 0x2b || zone == 0x2d) {
+      const offsetHour = twoDigits(index + 1);
+      let minuteIndex = index + 3;
+      if (load<u8>(minuteIndex) == 0x3a) minuteIndex++;
+      if (minuteIndex + 2 > end) return NaN;
+      const offsetMinute = twoDigits(minuteIndex);
+      if (offsetHour < 0 || offsetHour > 23 || offsetMinute < 0 || offsetMinute > 59) return NaN;
+      offsetMinutes = (offsetHour * 60 + offsetMinute) * (zone == 0x2d ? -1 : 1);
+      index = minuteIndex + 2;
+    } else {
+      return NaN;
+    }
+  }
+  if (index != end) return NaN;
+
+  const localMs = daysFromCivil(year, month, day) * MS_PER_DAY + <f64>(hour * 3_600_000 + minute * 60_000 + second * 1000 + fractionMs);
+  return localMs - <f64>offsetMinutes * 60_000;
+}
+
 /** Walks the value of a member of interest and records its type and position. */
 function readMember(index: usize, member: i32): isize {
   const result = slot + RESULTS + <usize>member * RESULT_BYTES;
@@ -224,6 +323,9 @@ function readMember(index: usize, member: i32): isize {
     store<i32>(result, <i32>(index + 1), 4);
     store<i32>(result, <i32>closingQuote, 8);
     store<i32>(result, stringEscaped, 12);
+    if (member == MEMBER_TIMESTAMP && stringEscaped == 0) {
+      store<f64>(slot + TIMESTAMP_MS, parseIso(index + 1, closingQuote));
+    }
     return <isize>(closingQuote + 1);
   }
   if (byte == 0x2d || isDigit(byte)) {

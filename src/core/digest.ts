@@ -99,6 +99,14 @@ export class DigestState {
   }
 }
 
+function rangeBytes(ranges: readonly number[]): number {
+  let total = 0;
+  for (let index = 0; index < ranges.length; index += 2) {
+    total += ranges[index + 1]! - ranges[index]!;
+  }
+  return total;
+}
+
 /** A message channel to the thread that hashes. */
 export interface DigestChannel {
   /** True once the thread takes requests; before that, shared ranges are copied rather than waited for. */
@@ -115,6 +123,14 @@ const BATCH_BYTES = 1024 * 1024;
 const MAX_OUTSTANDING_BYTES = 32 * 1024 * 1024;
 
 /**
+ * Bytes of shared ranges copied while the hashing thread is still starting; beyond
+ * them the ranges wait for it in place. Enough for the first chunk or a small file,
+ * and small enough to keep peak memory where it was (a slow start could otherwise
+ * fill MAX_OUTSTANDING_BYTES).
+ */
+const MAX_COPIED_BEFORE_READY_BYTES = 4 * 1024 * 1024;
+
+/**
  * Computes the digest on another thread, the scan helper's. Deleted ranges of the
  * shared read buffers are hashed in place; other bytes are copied (a memcpy, about
  * ten times cheaper than SHA-256) and sent in batches.
@@ -128,6 +144,8 @@ export class ThreadedDigest implements RunDigest {
   /** Resolvers of `addShared` calls, in the order the worker replies to them. */
   private readonly sharedDone: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private failure: Error | null = null;
+  /** Bytes of shared ranges copied so far while the hashing thread was starting. */
+  private copiedBeforeReady = 0;
 
   constructor(private readonly channel: DigestChannel) {
     channel.onReply((reply) => {
@@ -180,8 +198,9 @@ export class ThreadedDigest implements RunDigest {
 
   /** Hands ranges of a shared buffer to the worker, which hashes them in place; resolves when it has. */
   addShared(buffer: Buffer, ranges: readonly number[]): Promise<void> {
-    if (!this.channel.ready()) {
+    if (!this.channel.ready() && this.copiedBeforeReady + rangeBytes(ranges) <= MAX_COPIED_BEFORE_READY_BYTES) {
       // A thread that is still starting would hold the read buffer for tens of milliseconds.
+      this.copiedBeforeReady += rangeBytes(ranges);
       for (let index = 0; index < ranges.length; index += 2) {
         this.addRange(buffer, ranges[index]!, ranges[index + 1]!);
       }

@@ -34,6 +34,7 @@ const TAIL_PADDING_BYTES = 64;
 
 // Offsets inside a slot, as in wasm/line-walk.ts.
 const RESULT_BYTES = 16;
+const TIMESTAMP_MS = 112;
 const LENGTH_MASKS = 128;
 const KEY_BYTES = 256;
 /** Maximum length of a member key the compiled walk matches, in bytes; a scanner with a longer key uses the JavaScript walk. */
@@ -102,9 +103,12 @@ export function scanMemoryOf(buffer: ArrayBufferLike): WebAssembly.Memory | unde
 export class LineWalk {
   /** Results of the last walk: per member, type, first byte, end and escape flag. */
   readonly results: Int32Array;
+  /** Element 0: the last timestamp string without escapes that the walk parsed, in epoch ms, or NaN. */
+  readonly timestampMs: Float64Array;
 
-  private constructor(private readonly walkRecordAt: (index: number) => number, results: Int32Array) {
+  private constructor(private readonly walkRecordAt: (index: number) => number, results: Int32Array, timestampMs: Float64Array) {
     this.results = results;
+    this.timestampMs = timestampMs;
   }
 
   /**
@@ -135,7 +139,11 @@ export class LineWalk {
     const instance = new WebAssembly.Instance(compiled, { env: { memory } });
     const exports = instance.exports as { bind: (address: number) => void; walkRecord: (index: number) => number };
     exports.bind(slotAddress);
-    return new LineWalk(exports.walkRecord, new Int32Array(memory.buffer, slotAddress, (memberKeys.length * RESULT_BYTES) / 4));
+    return new LineWalk(
+      exports.walkRecord,
+      new Int32Array(memory.buffer, slotAddress, (memberKeys.length * RESULT_BYTES) / 4),
+      new Float64Array(memory.buffer, slotAddress + TIMESTAMP_MS, 1),
+    );
   }
 
   /**

@@ -285,6 +285,9 @@ export class LineScanner {
   private readonly valueStart = new Int32Array(MEMBER_COUNT);
   private readonly valueEnd = new Int32Array(MEMBER_COUNT);
   private readonly valueEscaped = new Uint8Array(MEMBER_COUNT);
+  /** The timestamp as the compiled walk parsed it, valid while `timestampParsed` is true. */
+  private parsedTimestampMs = NaN;
+  private timestampParsed = false;
 
   private readonly names = new StringCache(16);
   private readonly labels = new StringCache(32);
@@ -339,6 +342,7 @@ export class LineScanner {
     }
 
     this.valueType.fill(VALUE_ABSENT);
+    this.timestampParsed = false;
     this.attachWords(bytes);
     let walked: number;
     if (bytes[index] !== 0x7b) {
@@ -462,6 +466,11 @@ export class LineScanner {
       this.valueStart[member] = results[at + 1]! - offset;
       this.valueEnd[member] = results[at + 2]! - offset;
       this.valueEscaped[member] = results[at + 3]!;
+    }
+    // The walk parses a timestamp string without escapes as it passes, and only such a string.
+    if (this.valueType[MEMBER_TIMESTAMP] === VALUE_STRING && this.valueEscaped[MEMBER_TIMESTAMP] === 0) {
+      this.parsedTimestampMs = walk.timestampMs[0]!;
+      this.timestampParsed = true;
     }
     return after - offset;
   }
@@ -890,7 +899,7 @@ export class LineScanner {
       return NaN;
     }
     if (this.valueEscaped[MEMBER_TIMESTAMP] === 0) {
-      return parseIsoBytes(bytes, start, end);
+      return this.timestampParsed ? this.parsedTimestampMs : parseIsoBytes(bytes, start, end);
     }
     const decoded = Buffer.from(this.decodeEscaped(bytes, start, end), 'utf8');
     return parseIsoBytes(decoded, 0, decoded.length);
