@@ -244,7 +244,7 @@ function daysFromCivil(year: i32, month: i32, day: i32): f64 {
   return <f64>era * 146_097 + <f64>dayOfEra - 719_468;
 }
 
-/** Days of each month of a common year, indexed 1 to 12. */
+/** Returns the number of days in `month` (1 to 12) of `year`. */
 @inline function daysInMonth(month: i32, year: i32): i32 {
   if (month == 2) return isLeapYear(year) ? 29 : 28;
   return month == 4 || month == 6 || month == 9 || month == 11 ? 30 : 31;

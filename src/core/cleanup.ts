@@ -15,7 +15,7 @@ import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js
 import { DEFAULT_CHUNK_BYTES, READ_BUFFER_COUNT, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
 import { DeletedLinesDigest, ThreadedDigest, type RunDigest } from './digest.js';
 import { appendCleanupRecord, type CleanupHistoryRecord } from './history.js';
-import { allocateScanBuffers } from './line-walk.js';
+import { acquireScanBuffers, type ScanBuffers } from './line-walk.js';
 import { cleanupHistoryPathFor, discoverLayout, type LogFile, type SkippedFile } from './layout.js';
 import { cleanupResponse } from './report.js';
 import type { FileTally } from './line-processor.js';
@@ -152,6 +152,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   let archiveFailure: RetentionError | null = null;
   let deletedSha256 = '';
   let helper: ScanHelper | null = null;
+  let scanBuffers: ScanBuffers | null = null;
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
   try {
@@ -194,7 +195,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     }
     const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     // Scan memory: the compiled line walk and the helper thread read the chunks in place.
-    const readBuffers = allocateScanBuffers(READ_BUFFER_COUNT, chunkBytes);
+    scanBuffers = acquireScanBuffers(READ_BUFFER_COUNT, chunkBytes);
+    const readBuffers = scanBuffers.buffers;
     const stagingBuffers = dryRun ? null : allocateStagingBuffers();
     const options: FileCleanupOptions = {
       dryRun,
@@ -254,6 +256,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
     await digest?.close();
     await archiveSink?.close();
     await helper?.close();
+    // After the helper thread has stopped, nothing reads the buffers any more.
+    scanBuffers?.release();
     await lock?.close();
     await releaseRunLock?.();
   }

@@ -23,8 +23,24 @@ const RESERVED_BYTES = 64 * 1024;
 /** Size of one instance's slot, in bytes; the layout inside is fixed by wasm/line-walk.ts. */
 const SLOT_BYTES = 1024;
 
-/** The first slot starts after the Int32 slot counter at offset 0 (one slot's size, for simple arithmetic). */
+/** The first slot starts after the header (one slot's size, for simple arithmetic). */
 const SLOT_COUNT = RESERVED_BYTES / SLOT_BYTES - 1;
+
+// Header of a scan memory, as Int32 indexes.
+/** Slots taken in the current generation. */
+const HEADER_SLOTS_TAKEN = 0;
+/** Generation: counts the runs that used the memory; instances of an earlier run are stale. */
+const HEADER_GENERATION = 1;
+
+/**
+ * Largest end of a scan memory, in bytes. The compiled walk returns addresses as
+ * signed 32-bit integers, so the memory stays below 2 GiB; larger read buffers
+ * (chunk sizes beyond 700 MB) are plain shared memory that the JavaScript walk reads.
+ */
+const MAX_SCAN_MEMORY_BYTES = 2 ** 31 - WASM_PAGE_BYTES;
+
+/** Idle scan memories kept for the next run, so a service does not reserve new address space for every call. */
+const MAX_IDLE_SCAN_MEMORIES = 2;
 
 /**
  * Unused bytes after the last buffer. A walk reads at most 16 bytes past a line's
@@ -45,7 +61,7 @@ export const WALK_INVALID = -1;
 export const WALK_TOO_DEEP = -2;
 export const WALK_ESCAPED_KEY = -3;
 
-/** The memory behind each buffer that allocateScanBuffers made, by the buffer's ArrayBuffer. */
+/** The memory behind each buffer that acquireScanBuffers made, by the buffer's ArrayBuffer. */
 const scanMemories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 
 /** The compiled module; undefined until first needed, null when this runtime cannot compile it. */
@@ -68,22 +84,85 @@ export function lineWalkAvailable(): boolean {
   return walkModule() !== null;
 }
 
+/** Read buffers of one run, and the call that returns them when the run is over. */
+export interface ScanBuffers {
+  readonly buffers: Buffer[];
+  /** Returns the buffers for the next run. No thread may read them afterwards. */
+  release(): void;
+}
+
+interface IdleScanMemory {
+  memory: WebAssembly.Memory;
+  count: number;
+  size: number;
+}
+
+const idleScanMemories: IdleScanMemory[] = [];
+
+let addressSpaceLimited: boolean | undefined;
+
 /**
- * Allocates `count` read buffers of `size` bytes in one shared scan memory. Where
- * WebAssembly memory cannot be had (a limited address space makes V8 throw a
- * RangeError), they are plain shared buffers that the JavaScript walk reads.
+ * True when the process has a finite address-space limit (`ulimit -v`). V8 reserves
+ * about 10 GiB of address space for each WebAssembly memory, and under a limit that
+ * reservation can leave too little for a worker thread, which V8 cannot survive.
  */
-export function allocateScanBuffers(count: number, size: number): Buffer[] {
-  const pages = Math.ceil((RESERVED_BYTES + count * size + TAIL_PADDING_BYTES) / WASM_PAGE_BYTES);
-  let memory: WebAssembly.Memory;
-  try {
-    memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  } catch {
-    return Array.from({ length: count }, () => Buffer.from(new SharedArrayBuffer(size)));
+export function addressSpaceIsLimited(): boolean {
+  if (addressSpaceLimited === undefined) {
+    try {
+      const limits = readFileSync('/proc/self/limits', 'latin1');
+      const line = limits.split('\n').find((text) => text.startsWith('Max address space')) ?? '';
+      addressSpaceLimited = line !== '' && !/\sunlimited\s/.test(line);
+    } catch {
+      // Without /proc there is no limit to read, so none is assumed.
+      addressSpaceLimited = false;
+    }
+  }
+  return addressSpaceLimited;
+}
+
+/**
+ * Takes `count` read buffers of `size` bytes in one shared scan memory: an idle one
+ * of the same shape, or a new one. Where WebAssembly memory is not wanted (a finite
+ * address-space limit, more than 2 GiB) or cannot be had, they are plain shared
+ * buffers that the JavaScript walk reads.
+ */
+export function acquireScanBuffers(count: number, size: number): ScanBuffers {
+  const plain = (): ScanBuffers => ({ buffers: Array.from({ length: count }, () => Buffer.from(new SharedArrayBuffer(size))), release: () => undefined });
+  const usedBytes = RESERVED_BYTES + count * size + TAIL_PADDING_BYTES;
+  if (usedBytes > MAX_SCAN_MEMORY_BYTES || addressSpaceIsLimited()) {
+    return plain();
   }
 
-  registerScanMemory(memory);
-  return Array.from({ length: count }, (_, index) => Buffer.from(memory.buffer, RESERVED_BYTES + index * size, size));
+  const idleIndex = idleScanMemories.findIndex((idle) => idle.count === count && idle.size === size);
+  let memory: WebAssembly.Memory;
+  if (idleIndex >= 0) {
+    memory = idleScanMemories.splice(idleIndex, 1)[0]!.memory;
+    // A new generation: walk instances of the last run are stale and their slots are free again.
+    const header = new Int32Array(memory.buffer, 0, 2);
+    Atomics.store(header, HEADER_SLOTS_TAKEN, 0);
+    Atomics.add(header, HEADER_GENERATION, 1);
+  } else {
+    try {
+      memory = new WebAssembly.Memory({ initial: Math.ceil(usedBytes / WASM_PAGE_BYTES), maximum: Math.ceil(usedBytes / WASM_PAGE_BYTES), shared: true });
+    } catch {
+      return plain();
+    }
+    registerScanMemory(memory);
+  }
+
+  let released = false;
+  return {
+    buffers: Array.from({ length: count }, (_, index) => Buffer.from(memory.buffer, RESERVED_BYTES + index * size, size)),
+    release: () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      if (idleScanMemories.length < MAX_IDLE_SCAN_MEMORIES) {
+        idleScanMemories.push({ memory, count, size });
+      }
+    },
+  };
 }
 
 /** Makes the buffers of `memory` known on this thread, for a memory that another thread allocated. */
@@ -106,9 +185,20 @@ export class LineWalk {
   /** Element 0: the last timestamp string without escapes that the walk parsed, in epoch ms, or NaN. */
   readonly timestampMs: Float64Array;
 
-  private constructor(private readonly walkRecordAt: (index: number) => number, results: Int32Array, timestampMs: Float64Array) {
+  private constructor(
+    private readonly walkRecordAt: (index: number) => number,
+    results: Int32Array,
+    timestampMs: Float64Array,
+    private readonly header: Int32Array,
+    private readonly generation: number,
+  ) {
     this.results = results;
     this.timestampMs = timestampMs;
+  }
+
+  /** True while the run that created this instance still uses the memory; a later run may have given its slot to another. */
+  current(): boolean {
+    return this.header[HEADER_GENERATION] === this.generation;
   }
 
   /**
@@ -123,7 +213,9 @@ export class LineWalk {
     }
 
     // Threads share the memory, so each instance takes its own slot from the shared counter.
-    const slotIndex = Atomics.add(new Int32Array(memory.buffer, 0, 1), 0, 1);
+    const header = new Int32Array(memory.buffer, 0, 2);
+    const generation = Atomics.load(header, HEADER_GENERATION);
+    const slotIndex = Atomics.add(header, HEADER_SLOTS_TAKEN, 1);
     if (slotIndex >= SLOT_COUNT) {
       return null;
     }
@@ -143,6 +235,8 @@ export class LineWalk {
       exports.walkRecord,
       new Int32Array(memory.buffer, slotAddress, (memberKeys.length * RESULT_BYTES) / 4),
       new Float64Array(memory.buffer, slotAddress + TIMESTAMP_MS, 1),
+      header,
+      generation,
     );
   }
 

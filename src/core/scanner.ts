@@ -274,8 +274,8 @@ export class LineScanner {
   /** The compiled walk for lines in `compiledWalkSource`, or null where only the JavaScript walk can read them. */
   private compiledWalk: LineWalk | null = null;
   private compiledWalkSource: ArrayBufferLike | null = null;
-  /** One compiled walk per scan memory this scanner has read, created on first use. */
-  private readonly compiledWalks = new WeakMap<WebAssembly.Memory, LineWalk | null>();
+  /** One compiled walk per scan memory this scanner has read, created on first use and again when a later run took the memory. */
+  private readonly compiledWalks = new WeakMap<WebAssembly.Memory, LineWalk>();
 
   /** Nesting stack of container kinds; grows on demand, so nesting depth has no fixed limit. */
   private stack = new Uint8Array(64);
@@ -425,9 +425,9 @@ export class LineScanner {
     }
   }
 
-  /** The compiled walk that reads `bytes` in place, or null when they are not in a scan memory. */
+  /** Returns the compiled walk that reads `bytes` in place, or null when they are not in a scan memory. */
   private compiledWalkFor(bytes: Uint8Array): LineWalk | null {
-    if (bytes.buffer === this.compiledWalkSource) {
+    if (bytes.buffer === this.compiledWalkSource && (this.compiledWalk === null || this.compiledWalk.current())) {
       return this.compiledWalk;
     }
 
@@ -437,13 +437,15 @@ export class LineScanner {
       this.compiledWalk = null;
       return null;
     }
-    let walk = this.compiledWalks.get(memory);
-    if (walk === undefined) {
+    let walk: LineWalk | null | undefined = this.compiledWalks.get(memory);
+    if (walk === undefined || !walk.current()) {
       walk = LineWalk.create(memory, this.memberKeys);
-      this.compiledWalks.set(memory, walk);
+      if (walk !== null) {
+        this.compiledWalks.set(memory, walk);
+      }
     }
-    this.compiledWalk = walk;
-    return walk;
+    this.compiledWalk = walk ?? null;
+    return this.compiledWalk;
   }
 
   /** `walkRecord` done by the compiled walk; same results, with the members copied into this scanner's tables. */

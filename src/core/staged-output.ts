@@ -16,6 +16,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 import { writeFully } from './durable.js';
+import { addressSpaceIsLimited } from './line-walk.js';
 
 /**
  * Alignment of a direct write's memory, file offset and length, in bytes. Linux
@@ -45,6 +46,10 @@ const WASM_PAGE_BYTES = 64 * 1024;
  * and the output then falls back to the page cache.
  */
 export function allocateStagingBuffers(): Uint8Array[] | null {
+  if (addressSpaceIsLimited()) {
+    // Each WebAssembly memory reserves about 10 GiB of address space, which a limit may not leave for threads.
+    return null;
+  }
   const pages = STAGING_BYTES / WASM_PAGE_BYTES;
   try {
     return Array.from({ length: STAGING_BUFFER_COUNT }, () => new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer));

@@ -11,7 +11,7 @@ import { fromFileSystemError, isRetentionError, type RetentionError } from './er
 import { cleanupFile, DEFAULT_CHUNK_BYTES } from './file-cleanup.js';
 import { readLastCleanup, type CleanupHistoryRecord } from './history.js';
 import { discoverLayout, type LogFile } from './layout.js';
-import { allocateScanBuffers } from './line-walk.js';
+import { acquireScanBuffers, type ScanBuffers } from './line-walk.js';
 import type { Logger } from './logger.js';
 import { FileTally } from './line-processor.js';
 import { OpenWriters } from './open-writers.js';
@@ -59,19 +59,19 @@ interface ScanContext {
   retention: RetentionInputs;
   scanner: LineScanner;
   /** Read buffers shared by the scans of one call, allocated on first use. */
-  readBuffers: [Buffer, Buffer] | null;
+  scanBuffers: ScanBuffers | null;
 }
 
 /** Reads a whole file and returns its entry, counting facets. */
 async function scanWholeFile(file: LogFile, state: FileState, context: ScanContext): Promise<FileSummary | null> {
-  context.readBuffers ??= allocateScanBuffers(2, DEFAULT_CHUNK_BYTES) as [Buffer, Buffer];
+  context.scanBuffers ??= acquireScanBuffers(2, DEFAULT_CHUNK_BYTES);
   const result = await cleanupFile(file, {
     dryRun: true,
     scanner: context.scanner,
     rules: context.rules,
     lock: null,
     chunkBytes: DEFAULT_CHUNK_BYTES,
-    readBuffers: context.readBuffers,
+    readBuffers: context.scanBuffers.buffers,
     openWriters: OpenWriters.none(),
     writerProbe: { directory: '', lockPath: '' },
     countFacets: true,
@@ -282,7 +282,7 @@ export async function collectStats(request: StatsRequest): Promise<StatsReport> 
     rules: new RetentionRules(retention, nowMs),
     retention,
     scanner: new LineScanner({ timestampField: profile.timestampField, timestampUnit: profile.timestampUnit, extractLabels: true }),
-    readBuffers: null,
+    scanBuffers: null,
   };
 
   const bySchema = new Map<string, number>();
@@ -295,60 +295,65 @@ export async function collectStats(request: StatsRequest): Promise<StatsReport> 
   let earliestMs = Infinity;
   let latestMs = -Infinity;
 
-  for (const file of layout.files) {
-    let current: Awaited<ReturnType<typeof currentSummary>>;
-    try {
-      current = await currentSummary(file, index, context);
-    } catch (error) {
-      // An error is never reported as zero: totals without an unreadable file would look healthy.
-      index.delete(file.name);
-      throw unreadableFileError(error, file.path);
-    }
-    const { summary, scanned, state } = current;
-    if (scanned) {
-      report.files_scanned++;
-    }
-    if (summary === null) {
-      request.logger?.warn({ profile: profile.name, file: file.name }, 'log file changed while stats read it; counted at the next call');
-      continue;
-    }
-
-    const tally = tallyFromSummary(summary, context.rules) ?? new FileTally(false);
-    let fileEarliest = Infinity;
-    let fileLatest = -Infinity;
-    for (const [key, schema] of tally.schemas) {
-      bySchema.set(key, (bySchema.get(key) ?? 0) + schema.records);
-      bytesBySchema.set(key, (bytesBySchema.get(key) ?? 0) + schema.bytes);
-      if (schema.expired > 0) {
-        expired.set(key, (expired.get(key) ?? 0) + schema.expired);
+  try {
+    for (const file of layout.files) {
+      let current: Awaited<ReturnType<typeof currentSummary>>;
+      try {
+        current = await currentSummary(file, index, context);
+      } catch (error) {
+        // An error is never reported as zero: totals without an unreadable file would look healthy.
+        index.delete(file.name);
+        throw unreadableFileError(error, file.path);
       }
-      fileEarliest = Math.min(fileEarliest, schema.earliestMs);
-      fileLatest = Math.max(fileLatest, schema.latestMs);
-    }
-    earliestMs = Math.min(earliestMs, fileEarliest);
-    latestMs = Math.max(latestMs, fileLatest);
-    if (summary.facets !== null) {
-      addCounts(byType, summary.facets.byType);
-      addCounts(byStatus, summary.facets.byStatus);
-      addCounts(byPolicy, summary.facets.byPolicy);
-    }
-    addCounts(malformedByKind, summary.malformedByKind);
+      const { summary, scanned, state } = current;
+      if (scanned) {
+        report.files_scanned++;
+      }
+      if (summary === null) {
+        request.logger?.warn({ profile: profile.name, file: file.name }, 'log file changed while stats read it; counted at the next call');
+        continue;
+      }
 
-    report.total_records += summary.records;
-    report.total_bytes += state.size;
-    report.malformed_lines += summary.malformed;
-    report.blank_lines += summary.blankLines;
-    report.files.push({
-      path: file.name,
-      bytes: state.size,
-      records: summary.records,
-      earliest_timestamp: formatInstant(fileEarliest),
-      latest_timestamp: formatInstant(fileLatest),
-      active: file.active,
-      malformed_lines: summary.malformed,
-      partial_last_line: summary.partialTailBytes > 0,
-      gzip: file.gzip,
-    });
+      const tally = tallyFromSummary(summary, context.rules) ?? new FileTally(false);
+      let fileEarliest = Infinity;
+      let fileLatest = -Infinity;
+      for (const [key, schema] of tally.schemas) {
+        bySchema.set(key, (bySchema.get(key) ?? 0) + schema.records);
+        bytesBySchema.set(key, (bytesBySchema.get(key) ?? 0) + schema.bytes);
+        if (schema.expired > 0) {
+          expired.set(key, (expired.get(key) ?? 0) + schema.expired);
+        }
+        fileEarliest = Math.min(fileEarliest, schema.earliestMs);
+        fileLatest = Math.max(fileLatest, schema.latestMs);
+      }
+      earliestMs = Math.min(earliestMs, fileEarliest);
+      latestMs = Math.max(latestMs, fileLatest);
+      if (summary.facets !== null) {
+        addCounts(byType, summary.facets.byType);
+        addCounts(byStatus, summary.facets.byStatus);
+        addCounts(byPolicy, summary.facets.byPolicy);
+      }
+      addCounts(malformedByKind, summary.malformedByKind);
+
+      report.total_records += summary.records;
+      report.total_bytes += state.size;
+      report.malformed_lines += summary.malformed;
+      report.blank_lines += summary.blankLines;
+      report.files.push({
+        path: file.name,
+        bytes: state.size,
+        records: summary.records,
+        earliest_timestamp: formatInstant(fileEarliest),
+        latest_timestamp: formatInstant(fileLatest),
+        active: file.active,
+        malformed_lines: summary.malformed,
+        partial_last_line: summary.partialTailBytes > 0,
+        gzip: file.gzip,
+      });
+    }
+  } finally {
+    // Every scan of this call has finished, so no thread reads the buffers any more.
+    context.scanBuffers?.release();
   }
 
   index.retainOnly(new Set(layout.files.map((file) => file.name)));
