@@ -92,8 +92,13 @@ export interface CliResult {
 
 /** Runs the built CLI as a child process. */
 export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return runProcess(process.execPath, [CLI_PATH, ...args], options);
+}
+
+/** Runs `command` with the test clock and a minimal environment, and collects its output. */
+export function runProcess(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    const child = spawn(command, args, {
       cwd: options.cwd ?? PROJECT_ROOT,
       env: { PATH: process.env['PATH'] ?? '', AUDIT_RETENTION_NOW: NOW, ...options.env },
     });

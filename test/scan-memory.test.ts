@@ -6,13 +6,12 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { acquireScanBuffers, lineWalkAvailable, scanMemoryOf } from '../src/core/line-walk.js';
 import { LineScanner } from '../src/core/scanner.js';
-import { CLI_PATH, daysAgo, NOW, recordLine, temporaryDirectory, writeConfig, writeText } from './helpers.js';
+import { CLI_PATH, daysAgo, recordLine, runProcess, temporaryDirectory, writeConfig, writeText, type CliResult } from './helpers.js';
 
 const STAMP = '2026-03-15T10:20:30Z';
 const STAMP_MS = Date.parse(STAMP);
@@ -75,19 +74,9 @@ test('scan memory stays below 2 GiB', () => {
 });
 
 /** Runs the CLI under `ulimit -v` (KiB) through sh, which sets the limit for the child. */
-function runCliLimited(limitKiB: number, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const quoted = [process.execPath, CLI_PATH, ...args].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('sh', ['-c', `ulimit -v ${limitKiB} && exec ${quoted}`], {
-      env: { PATH: process.env['PATH'] ?? '', AUDIT_RETENTION_NOW: NOW },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runCliLimited(limitKiB: number, args: string[]): Promise<CliResult> {
+  const quoted = [process.execPath, CLI_PATH, ...args].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+  return runProcess('sh', ['-c', `ulimit -v ${limitKiB} && exec ${quoted}`]);
 }
 
 test('address-space limit uses plain memory', async (t) => {
