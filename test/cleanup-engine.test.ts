@@ -414,8 +414,8 @@ async function helperRunMatchesReference(t: TestContext, awaitScanHelper: boolea
   await writeText(path, content);
   await writeText(join(setup.logDirectory, 'logs_schemas.jsonl'), SCHEMAS_FILE);
 
-  // 1 MiB chunks of a 6 MiB file. Once the helper has started, every chunk is split between the
-  // two threads; before, this thread scans alone and copies deleted lines for the helper's digest.
+  // 1 MiB chunks of a 6 MiB file. Once the helper has started, every chunk is split between the two threads.
+  // Before that, this thread scans alone and copies deleted lines for the helper's digest.
   const dryRun = await cleanup(setup, true, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper });
   const realRun = await cleanup(setup, false, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper });
 

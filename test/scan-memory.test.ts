@@ -83,10 +83,10 @@ test('address-space limit uses plain memory', async (t) => {
   const directory = await temporaryDirectory(t);
   const configPath = await writeConfig(directory);
   // Above the 64 MiB from which a run starts the helper thread, whose start needs address space.
-  const expired = recordLine({ timestamp: daysAgo(200), padding: 'x'.repeat(900) });
-  const kept = recordLine({ timestamp: daysAgo(2), padding: 'y'.repeat(900) });
-  const pairs = Math.ceil((70 * 1024 * 1024) / (expired.length + kept.length));
-  await writeText(join(directory, 'audit', 'logs.jsonl'), (expired + kept).repeat(pairs));
+  const expiredLine = recordLine({ timestamp: daysAgo(200), padding: 'x'.repeat(900) });
+  const keptLine = recordLine({ timestamp: daysAgo(2), padding: 'y'.repeat(900) });
+  const pairs = Math.ceil((70 * 1024 * 1024) / (expiredLine.length + keptLine.length));
+  await writeText(join(directory, 'audit', 'logs.jsonl'), (expiredLine + keptLine).repeat(pairs));
 
   // 12,000,000 KiB: room for Node.js and a worker thread, not for another 10 GiB WebAssembly reservation.
   const limitKiB = 12_000_000;

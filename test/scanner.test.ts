@@ -40,11 +40,12 @@ const PREFIX = Buffer.from('{"timestamp": "1999-01-01T00:00:00Z"}\n');
 const SUFFIX = Buffer.from('"timestamp": "1999-01-01T00:00:00Z"}');
 
 /**
- * Scans `line` three times and returns a copy of the facts: after PREFIX in a plain
- * buffer (the JavaScript walk), after PREFIX in scan memory (the compiled walk), and
- * at the very end of a scan memory buffer, where the compiled walk's reads past the
- * line feed fall into the memory's tail padding. All three must agree, and a line
- * that starts with `{` must have reached the compiled walk. Text is encoded as UTF-8.
+ * Scans `line` three times and returns a copy of the facts. The first scan puts it
+ * after PREFIX in a plain buffer (the JavaScript walk), the second after PREFIX in
+ * scan memory (the compiled walk). The third puts it at the very end of a scan memory
+ * buffer, so the compiled walk's reads past the line feed fall into the tail padding.
+ * All three must agree, and a line that starts with `{` must reach the compiled walk.
+ * Text is encoded as UTF-8.
  */
 function scanWith(scanner: LineScanner, line: string | Uint8Array): LineFacts {
   const content = typeof line === 'string' ? Buffer.from(line, 'utf8') : line;

@@ -14,9 +14,9 @@
  * after the reserved area.
  *
  * Contract of `walkRecord(line)`: the line's byte at `line` is `{` and its last byte
- * is followed by a line feed. Every loop stops at a byte below 0x20, so the walk never
- * passes that line feed by more than the 16 bytes of one SIMD load; the JavaScript
- * side leaves that much memory after each buffer.
+ * is followed by a line feed. Every loop stops at a byte below 0x20, so the walk reads
+ * at most the 16 bytes of one SIMD load past that line feed. The JavaScript side
+ * leaves that much memory after each buffer.
  */
 
 // Slot layout, in bytes from the slot's start.

@@ -99,6 +99,7 @@ export class DigestState {
   }
 }
 
+/** Returns the total length of `[start, end)` pairs. */
 function rangeBytes(ranges: readonly number[]): number {
   let total = 0;
   for (let index = 0; index < ranges.length; index += 2) {
@@ -198,9 +199,10 @@ export class ThreadedDigest implements RunDigest {
 
   /** Hands ranges of a shared buffer to the worker, which hashes them in place; resolves when it has. */
   addShared(buffer: Buffer, ranges: readonly number[]): Promise<void> {
-    if (!this.channel.ready() && this.copiedBeforeReady + rangeBytes(ranges) <= MAX_COPIED_BEFORE_READY_BYTES) {
+    const rangeLength = rangeBytes(ranges);
+    if (!this.channel.ready() && this.copiedBeforeReady + rangeLength <= MAX_COPIED_BEFORE_READY_BYTES) {
       // A thread that is still starting would hold the read buffer for tens of milliseconds.
-      this.copiedBeforeReady += rangeBytes(ranges);
+      this.copiedBeforeReady += rangeLength;
       for (let index = 0; index < ranges.length; index += 2) {
         this.addRange(buffer, ranges[index]!, ranges[index + 1]!);
       }

@@ -104,7 +104,7 @@ let addressSpaceLimited: boolean | undefined;
 /**
  * True when the process has a finite address-space limit (`ulimit -v`). V8 reserves
  * about 10 GiB of address space for each WebAssembly memory, and under a limit that
- * reservation can leave too little for a worker thread, which V8 cannot survive.
+ * reservation can leave too little for a worker thread, and V8 then aborts the process.
  */
 export function addressSpaceIsLimited(): boolean {
   if (addressSpaceLimited === undefined) {

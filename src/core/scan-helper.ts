@@ -125,8 +125,8 @@ export class ScanHelper {
 
   /**
    * Returns the tally of everything scanned since the last call, and starts a new
-   * one. Returns null when nothing was scanned, so that a file never waits for a
-   * thread that is still starting.
+   * one. Returns null without a round trip when the helper scanned nothing since, so
+   * a file that the helper took no part in does not wait for it to start.
    */
   async takeTally(): Promise<SerializedTally | null> {
     if (!this.scannedSinceTally) {
