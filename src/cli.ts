@@ -246,6 +246,14 @@ async function main(argv: string[]): Promise<number> {
 // Until main settles, an exit means the event loop ran dry with work pending: report it, never exit 0.
 let settled = false;
 process.exitCode = 1;
+
+// A reader that stops early, such as `| head`, closes the pipe. The command's work and
+// exit code stand; only the rest of stdout is dropped, without a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') {
+    throw error;
+  }
+});
 process.on('exit', () => {
   if (!settled) {
     process.stderr.write('Error: the command stopped before it finished (an internal operation never completed); nothing after that point was done.\n');

@@ -1,11 +1,13 @@
 /** The audit-retention command as a child process. */
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { daysAgo, recordLine, runCli, temporaryDirectory, writeConfig, writeText } from './helpers.js';
+import { CLI_PATH, daysAgo, recordLine, runCli, temporaryDirectory, writeConfig, writeText } from './helpers.js';
 
 const SCHEMAS_FILE = [
   '{"schema_name": "mxcp.endpoints", "version": 1, "retention_days": 90}',
@@ -199,4 +201,18 @@ test('bad option values print usage', async () => {
     assert.match(result.stderr, /^Error: /, args.join(' '));
     assert.doesNotMatch(result.stderr, /\n\s+at /, args.join(' '));
   }
+});
+
+test('early pipe close exits quietly', async () => {
+  // The reader is gone before the first write, as when `audit-retention openapi | head -1`
+  // has read its line while the command still writes.
+  const child = spawn(process.execPath, [CLI_PATH, 'openapi'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.destroy();
+
+  const [exitCode] = (await once(child, 'close')) as [number | null];
+
+  assert.equal(stderr, '');
+  assert.equal(exitCode, 0);
 });
