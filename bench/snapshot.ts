@@ -17,11 +17,11 @@ export interface BuildSnapshot {
   fingerprint: string;
 }
 
-/** Copies dist/src, dist/scripts, dist/bench and package.json of `projectRoot` to `target`. */
+/** Copies dist/src, dist/cli, dist/scripts, dist/bench and package.json of `projectRoot` to `target`. */
 export async function snapshotBuild(projectRoot: string, target: string): Promise<BuildSnapshot> {
   await rm(target, { recursive: true, force: true });
   await mkdir(join(target, 'dist'), { recursive: true });
-  for (const part of ['src', 'scripts', 'bench']) {
+  for (const part of ['src', 'cli', 'scripts', 'bench']) {
     await cp(join(projectRoot, 'dist', part), join(target, 'dist', part), { recursive: true });
   }
   // The CLI reads its version from ../../package.json, relative to dist/src/cli.js.
@@ -31,7 +31,7 @@ export async function snapshotBuild(projectRoot: string, target: string): Promis
 
   return {
     root: target,
-    cliPath: join(target, 'dist/src/cli.js'),
+    cliPath: join(target, 'dist/src/bin.js'),
     benchDir: join(target, 'dist/bench'),
     fingerprint: (await hashTree(join(target, 'dist/src'))).slice(0, 12),
   };

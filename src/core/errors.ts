@@ -50,9 +50,14 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+// Marks errors of this catalog across copies of this module: the bundled command line
+// and the HTTP layer it loads from dist/src each hold one.
+const RETENTION_ERROR_BRAND = Symbol.for('audit-retention.RetentionError');
+
 /** An expected failure with a stable code and a message that names the value at fault. */
 export class RetentionError extends Error {
   override readonly name = 'RetentionError';
+  readonly [RETENTION_ERROR_BRAND] = true;
   readonly code: ErrorCode;
   /** Seconds after which a retry may succeed; set for LOG_LOCKED and CLEANUP_RUNNING. */
   readonly retryAfterSeconds: number | undefined;
@@ -65,7 +70,7 @@ export class RetentionError extends Error {
 }
 
 export function isRetentionError(error: unknown): error is RetentionError {
-  return error instanceof RetentionError;
+  return typeof error === 'object' && error !== null && RETENTION_ERROR_BRAND in error;
 }
 
 /**

@@ -1,0 +1,170 @@
+/**
+ * Bundles the compiled command line into dist/cli/audit-retention.cjs and records
+ * V8's code cache of it by running a few commands on a small generated log. The
+ * installed command (src/bin.ts) loads both; see src/launcher.ts for why.
+ * `npm run build` runs this script after tsc.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { build, type Plugin } from 'esbuild';
+
+import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.js';
+import { DEFAULT_NOW, generateAuditLog } from './generate-audit-log.js';
+
+const DIST_SOURCE_DIRECTORY = fileURLToPath(new URL('../src/', import.meta.url));
+const RECORDER_PATH = fileURLToPath(new URL('./record-code-cache.js', import.meta.url));
+
+// Lines of the warm-up log: enough for both segments to hold expired and kept records.
+const WARM_UP_RECORDS = 2000;
+
+// A dry run that scans, one that finds the scan index warm, a real run, and stats, as text and as JSON.
+const WARM_UP_COMMANDS = [
+  ['cleanup', '--dry-run', '--json'],
+  ['cleanup', '--dry-run'],
+  ['cleanup', '--json'],
+  ['stats'],
+  ['stats', '--json'],
+];
+
+/**
+ * The compiled modules find their neighbours (worker files, the WebAssembly module,
+ * the config's JSON Schemas, package.json) relative to import.meta.url. In the bundle
+ * each use becomes that module's own URL under dist/src, computed from the bundle's
+ * location when it runs, so an installed tree still works after it moves.
+ */
+const moduleUrlPlugin: Plugin = {
+  name: 'module-url',
+  setup(pluginBuild) {
+    pluginBuild.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!args.path.startsWith(DIST_SOURCE_DIRECTORY)) {
+        return undefined;
+      }
+
+      // The launcher wraps the bundle in a function, where a shebang line would not parse.
+      const source = readFileSync(args.path, 'utf8').replace(/^#!.*/, '');
+      const moduleUrl = `__distSourceUrl(${JSON.stringify(relative(DIST_SOURCE_DIRECTORY, args.path))})`;
+      return { contents: source.replaceAll('import.meta.url', moduleUrl), loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+/**
+ * Modules that the bundle imports at run time instead of holding: the HTTP layer,
+ * which only `serve` and `openapi` need and which would double the bundle, and DuckDB,
+ * a native addon. Keys are the specifiers as written in dist/src; values are the
+ * specifiers relative to dist/src/launcher.js, which performs these imports for the
+ * bundle (see src/launcher.ts).
+ */
+const RUNTIME_IMPORTS = new Map([
+  ['./app.js', './app.js'],
+  ['./serve.js', './serve.js'],
+  ['@duckdb/node-api', '@duckdb/node-api'],
+]);
+
+const runtimeImportPlugin: Plugin = {
+  name: 'runtime-import',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^(\.\/(app|serve)\.js|@duckdb\/node-api)$/ }, (args) => {
+      const launcherSpecifier = RUNTIME_IMPORTS.get(args.path);
+      if (launcherSpecifier === undefined || (args.path.startsWith('./') && args.importer !== join(DIST_SOURCE_DIRECTORY, 'cli.js'))) {
+        return undefined;
+      }
+      return { path: launcherSpecifier, external: true };
+    });
+  },
+};
+
+/** Turns the bundle's import() calls into calls of the launcher's import function. */
+function routeRuntimeImports(bundleText: string): string {
+  let routed = bundleText;
+  for (const specifier of new Set(RUNTIME_IMPORTS.values())) {
+    const call = `import(${JSON.stringify(specifier)})`;
+    if (!routed.includes(call)) {
+      throw new Error(`the bundle has no ${call}; update RUNTIME_IMPORTS in scripts/bundle-cli.ts`);
+    }
+    routed = routed.replaceAll(call, `__importModule(${JSON.stringify(specifier)})`);
+  }
+
+  const strayImport = /\bimport\(/.exec(routed);
+  if (strayImport !== null) {
+    throw new Error(`the bundle has an import() that the launcher does not serve: ${routed.slice(strayImport.index, strayImport.index + 80)}`);
+  }
+  return routed;
+}
+
+const DIST_SOURCE_URL_FUNCTION =
+  "const __distSourceUrl = (path) => require('node:url').pathToFileURL(require('node:path').join(__dirname, '../src', path)).href;";
+
+async function bundle(): Promise<string> {
+  const result = await build({
+    entryPoints: [join(DIST_SOURCE_DIRECTORY, 'cli.js')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    // fs-ext is a native addon; require() loads it from node_modules at run time.
+    external: ['fs-ext'],
+    plugins: [moduleUrlPlugin, runtimeImportPlugin],
+    banner: { js: DIST_SOURCE_URL_FUNCTION },
+    legalComments: 'eof',
+    write: false,
+    logLevel: 'warning',
+  });
+
+  const [output] = result.outputFiles;
+  if (output === undefined) {
+    throw new Error('esbuild wrote no bundle');
+  }
+
+  // The first line names the build, and the code cache is stored under that name:
+  // V8 checks only the source's length against a cache, so a cache of another build
+  // of the same length must never be found.
+  const bundleText = routeRuntimeImports(output.text);
+  const buildId = createHash('sha256').update(bundleText).digest('hex').slice(0, 16);
+  return `// audit-retention bundle ${buildId}\n${bundleText}`;
+}
+
+/** Runs commands of every kind on a small generated log, each adding what it compiled to the code cache. */
+async function recordCodeCache(): Promise<void> {
+  const workDirectory = mkdtempSync(join(tmpdir(), 'audit-retention-code-cache-'));
+  try {
+    const logPath = join(workDirectory, 'logs', 'audit.jsonl');
+    await generateAuditLog({ records: WARM_UP_RECORDS, segments: 2, disorder: 0.05, bad: 0.01, out: logPath });
+    const configPath = join(workDirectory, 'audit-retention.yml');
+    writeFileSync(configPath, `profile: build\nprofiles:\n  build:\n    audit:\n      enabled: true\n      path: ${JSON.stringify(logPath)}\n`);
+
+    const environment: NodeJS.ProcessEnv = { ...process.env, AUDIT_RETENTION_NOW: DEFAULT_NOW };
+    delete environment['LOG_LEVEL'];
+    delete environment['AUDIT_RETENTION_CONFIG'];
+
+    for (const command of WARM_UP_COMMANDS) {
+      const child = spawnSync(process.execPath, [RECORDER_PATH, ...command, '--config', configPath], { env: environment, encoding: 'utf8' });
+      if (child.status !== 0) {
+        throw new Error(`recording the code cache: 'audit-retention ${command.join(' ')}' exited with ${child.status}: ${child.stderr}`);
+      }
+    }
+  } finally {
+    rmSync(workDirectory, { recursive: true, force: true });
+  }
+}
+
+const source = await bundle();
+
+// A new build starts from an empty directory: caches of earlier builds would never be read again.
+const cliDirectory = dirname(BUNDLE_PATH);
+rmSync(cliDirectory, { recursive: true, force: true });
+mkdirSync(cliDirectory, { recursive: true });
+writeFileSync(BUNDLE_PATH, source);
+
+await recordCodeCache();
+
+const codeCachePath = bundleCodeCachePath(source);
+if (codeCachePath === null || !existsSync(codeCachePath)) {
+  throw new Error(`recording the code cache: no cache was written for ${BUNDLE_PATH}`);
+}

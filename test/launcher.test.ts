@@ -1,0 +1,146 @@
+/**
+ * The installed command and its bundle: the bundle runs with the code cache the build
+ * recorded, finds its files wherever the installed tree is, and gives the same
+ * results as dist/src/cli.js, which also runs alone when the bundle is missing.
+ */
+
+import assert from 'node:assert/strict';
+import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+
+import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.js';
+import { PROJECT_ROOT, daysAgo, recordLine, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
+
+/** Copies the files of an installation (dist/src, dist/cli, package.json, node_modules as a link) to a new directory. */
+async function installedCopy(t: TestContext, options: { withBundle: boolean }): Promise<string> {
+  const root = await temporaryDirectory(t, 'audit-retention-installed-');
+  await mkdir(join(root, 'dist'));
+  await cp(join(PROJECT_ROOT, 'dist', 'src'), join(root, 'dist', 'src'), { recursive: true });
+  if (options.withBundle) {
+    await cp(join(PROJECT_ROOT, 'dist', 'cli'), join(root, 'dist', 'cli'), { recursive: true });
+  }
+  await cp(join(PROJECT_ROOT, 'package.json'), join(root, 'package.json'));
+  await symlink(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'), 'dir');
+  return root;
+}
+
+// Expired under the default and under debug.logs' 30 days, one malformed line, one kept record.
+const LOG_TEXT =
+  recordLine({ timestamp: daysAgo(200) }) + 'not json\n' + recordLine({ timestamp: daysAgo(40), schema_name: 'debug.logs' }) + recordLine({ timestamp: daysAgo(2) });
+
+/** The log of LOG_TEXT, its schemas file and a config; returns the config's directory. */
+async function logFixture(t: TestContext): Promise<string> {
+  const directory = await temporaryDirectory(t);
+  await writeConfig(directory);
+  await writeText(join(directory, 'audit', 'logs.jsonl'), LOG_TEXT);
+  await writeText(join(directory, 'audit', 'logs_schemas.jsonl'), '{"schema_name": "debug.logs", "version": 1, "retention_days": 30}\n');
+  return directory;
+}
+
+/** Durations in a JSON report: `duration_ms` and every member of `timings_ms`, set to 0 so that two runs compare. */
+function withoutDurations(value: unknown, withinTimings = false): unknown {
+  if (typeof value === 'number') {
+    return withinTimings ? 0 : value;
+  }
+  if (typeof value !== 'object' || value === null) {
+    return value;
+  }
+  if (Array.isArray(value)) {
+    return value.map((item) => withoutDurations(item, withinTimings));
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([key, member]) => [key, withoutDurations(member, withinTimings || key === 'timings_ms' || key === 'duration_ms')]),
+  );
+}
+
+/** Runs the command of an installed tree; JSON output comes back parsed, without durations. */
+async function runInstalled(root: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: unknown; stderr: string }> {
+  const result = await runProcess(process.execPath, [join(root, 'dist', 'src', 'bin.js'), ...args], { cwd });
+  const stdout = result.stdout.replaceAll(cwd, 'DIR');
+  return { ...result, stdout: args.includes('--json') ? withoutDurations(JSON.parse(stdout)) : stdout };
+}
+
+test('bundle has own cache, no build paths', async () => {
+  const bundleText = await readFile(BUNDLE_PATH, 'utf8');
+  const codeCachePath = bundleCodeCachePath(bundleText);
+
+  assert.notEqual(codeCachePath, null, 'the bundle names its build on its first line');
+  assert.deepEqual(
+    (await readdir(join(PROJECT_ROOT, 'dist', 'cli'))).filter((name) => name.endsWith('.code-cache')),
+    [codeCachePath?.slice(codeCachePath.lastIndexOf('/') + 1)],
+  );
+  assert.equal(bundleText.includes(join(PROJECT_ROOT, 'dist')), false, 'the bundle must find dist/src relative to itself');
+});
+
+test('V8 accepts the recorded cache', async () => {
+  const probe = `import('${join(PROJECT_ROOT, 'dist', 'src', 'launcher.js')}').then((launcher) => { process.stdout.write(String(launcher.compileBundledCli()?.compiledFromSource)); })`;
+
+  const result = await runProcess(process.execPath, ['-e', probe]);
+
+  assert.equal(result.stderr, '');
+  assert.equal(result.stdout, 'false');
+});
+
+test('cache path differs per build', () => {
+  const header = (buildId: string) => `// audit-retention bundle ${buildId}\n`;
+
+  assert.notEqual(bundleCodeCachePath(`${header('0123456789abcdef')}a`), bundleCodeCachePath(`${header('fedcba9876543210')}a`));
+  assert.equal(bundleCodeCachePath('"use strict";\n'), null);
+});
+
+test('moved bundle matches unbundled results', async (t) => {
+  const bundled = await installedCopy(t, { withBundle: true });
+  const unbundled = await installedCopy(t, { withBundle: false });
+
+  // Each command uses files found beside the modules: the JSON Schemas of the config,
+  // the WebAssembly walk, the scan helper, package.json, the HTTP layer and DuckDB.
+  const commands = [
+    ['--version'],
+    ['cleanup', '--dry-run', '--json'],
+    ['stats', '--json'],
+    ['export', '--format', 'jsonl', '--out', 'all.jsonl', '--json'],
+    ['cleanup'],
+    ['openapi'],
+  ];
+  const bundledDirectory = await logFixture(t);
+  const unbundledDirectory = await logFixture(t);
+  for (const command of commands) {
+    const fromBundle = await runInstalled(bundled, command, bundledDirectory);
+    const fromSource = await runInstalled(unbundled, command, unbundledDirectory);
+
+    assert.equal(fromBundle.code, 0, `${command.join(' ')}: ${fromBundle.stderr}`);
+    assert.deepEqual(fromBundle, fromSource, command.join(' '));
+  }
+  assert.equal(await readFile(join(bundledDirectory, 'audit', 'logs.jsonl'), 'utf8'), await readFile(join(unbundledDirectory, 'audit', 'logs.jsonl'), 'utf8'));
+});
+
+test('bundle runs without its cache', async (t) => {
+  const root = await installedCopy(t, { withBundle: true });
+  for (const name of await readdir(join(root, 'dist', 'cli'))) {
+    if (name.endsWith('.code-cache')) {
+      await rm(join(root, 'dist', 'cli', name));
+    }
+  }
+  const directory = await logFixture(t);
+
+  const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
+
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(String(result.stdout), /Total records that would be deleted: 2\n/);
+  assert.equal(result.stderr, '');
+});
+
+test('V8 rejects a mismatched cache', async (t) => {
+  const root = await installedCopy(t, { withBundle: true });
+  const cliDirectory = join(root, 'dist', 'cli');
+  const [cacheName] = (await readdir(cliDirectory)).filter((name) => name.endsWith('.code-cache'));
+  assert.ok(cacheName !== undefined);
+  await writeFile(join(cliDirectory, cacheName), Buffer.alloc(4096, 0x5a));
+  const directory = await logFixture(t);
+
+  const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
+
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(String(result.stdout), /Total records that would be deleted: 2\n/);
+});
