@@ -28,5 +28,5 @@ COPY openapi ./openapi
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "dist/src/bin.js"]
+ENTRYPOINT ["node", "dist/src/bin.cjs"]
 CMD ["serve"]

@@ -22,7 +22,7 @@ import { AuditLogWriter, type FsyncPolicy } from '../src/index.js';
 import { DEFAULT_NOW, generateAuditLog, parseInstant, parseSize } from '../scripts/generate-audit-log.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI_PATH = join(PROJECT_ROOT, 'dist', 'src', 'bin.js');
+const CLI_PATH = join(PROJECT_ROOT, 'dist', 'src', 'bin.cjs');
 const DATA_DIRECTORY = join(PROJECT_ROOT, 'bench', 'data', 'lock-wait');
 
 /** Appends measured before the cleanup starts, as the baseline, and the pause after it ends, in ms. */

@@ -31,7 +31,7 @@ export async function snapshotBuild(projectRoot: string, target: string): Promis
 
   return {
     root: target,
-    cliPath: join(target, 'dist/src/bin.js'),
+    cliPath: join(target, 'dist/src/bin.cjs'),
     benchDir: join(target, 'dist/bench'),
     fingerprint: (await hashTree(join(target, 'dist/src'))).slice(0, 12),
   };

@@ -1,7 +1,7 @@
 /**
  * Bundles the compiled command line into dist/cli/audit-retention.cjs and records
  * V8's code cache of it by running a few commands on a small generated log. The
- * installed command (src/bin.ts) loads both; see src/launcher.ts for why.
+ * installed command (src/bin.cts) loads both; see src/launcher.cts for why.
  * `npm run build` runs this script after tsc.
  */
 
@@ -14,13 +14,13 @@ import { fileURLToPath } from 'node:url';
 
 import { build, type Plugin } from 'esbuild';
 
-import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.js';
+import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.cjs';
 import { DEFAULT_NOW, generateAuditLog } from './generate-audit-log.js';
 
 const DIST_SOURCE_DIRECTORY = fileURLToPath(new URL('../src/', import.meta.url));
 const RECORDER_PATH = fileURLToPath(new URL('./record-code-cache.js', import.meta.url));
 
-// Lines of the warm-up log: enough for both segments to hold expired and kept records.
+// Lines of the warm-up log: enough for both segments to contain expired and kept records.
 const WARM_UP_RECORDS = 2000;
 
 // A dry run that scans, one that finds the scan index warm, a real run, and stats, as text and as JSON.
@@ -55,16 +55,17 @@ const moduleUrlPlugin: Plugin = {
 };
 
 /**
- * Modules that the bundle imports at run time instead of holding: the HTTP layer,
- * which only `serve` and `openapi` need and which would double the bundle, and DuckDB,
- * a native addon. Keys are the specifiers as written in dist/src; values are the
- * specifiers relative to dist/src/launcher.js, which performs these imports for the
- * bundle (see src/launcher.ts).
+ * Modules that the bundle imports at run time instead of containing: the HTTP layer,
+ * which only `serve` and `openapi` need and which would double the bundle, DuckDB,
+ * a native addon, and zlib, which only gzip segments need. Keys are the specifiers
+ * as written in dist/src; values are the specifiers relative to dist/src/launcher.cjs,
+ * which performs these imports for the bundle (see src/launcher.cts).
  */
 const RUNTIME_IMPORTS = new Map([
   ['./app.js', './app.js'],
   ['./serve.js', './serve.js'],
   ['@duckdb/node-api', '@duckdb/node-api'],
+  ['node:zlib', 'node:zlib'],
 ]);
 
 const runtimeImportPlugin: Plugin = {

@@ -7,7 +7,7 @@
 
 import { writeFileSync } from 'node:fs';
 
-import { compileBundledCli } from '../src/launcher.js';
+import { compileBundledCli } from '../src/launcher.cjs';
 
 const bundledCli = compileBundledCli();
 if (bundledCli === null) {

@@ -14,7 +14,7 @@ import { parseIsoString } from '../src/core/timestamp.js';
 /** Root of the compiled project: tests run from dist/test. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The installed command, which runs the bundled command line (dist/cli) that the build made. */
-export const CLI_PATH = join(PROJECT_ROOT, 'dist', 'src', 'bin.js');
+export const CLI_PATH = join(PROJECT_ROOT, 'dist', 'src', 'bin.cjs');
 
 /** The clock of most tests. */
 export const NOW = '2026-12-04T12:00:00.000Z';

@@ -9,7 +9,7 @@ import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.js';
+import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.cjs';
 import { PROJECT_ROOT, daysAgo, recordLine, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
 
 /** Copies the files of an installation (dist/src, dist/cli, package.json, node_modules as a link) to a new directory. */
@@ -56,7 +56,7 @@ function withoutDurations(value: unknown, withinTimings = false): unknown {
 
 /** Runs the command of an installed tree; JSON output comes back parsed, without durations. */
 async function runInstalled(root: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: unknown; stderr: string }> {
-  const result = await runProcess(process.execPath, [join(root, 'dist', 'src', 'bin.js'), ...args], { cwd });
+  const result = await runProcess(process.execPath, [join(root, 'dist', 'src', 'bin.cjs'), ...args], { cwd });
   const stdout = result.stdout.replaceAll(cwd, 'DIR');
   return { ...result, stdout: args.includes('--json') ? withoutDurations(JSON.parse(stdout)) : stdout };
 }
@@ -74,7 +74,7 @@ test('bundle has own cache, no build paths', async () => {
 });
 
 test('V8 accepts the recorded cache', async () => {
-  const probe = `import('${join(PROJECT_ROOT, 'dist', 'src', 'launcher.js')}').then((launcher) => { process.stdout.write(String(launcher.compileBundledCli()?.compiledFromSource)); })`;
+  const probe = `import('${join(PROJECT_ROOT, 'dist', 'src', 'launcher.cjs')}').then((launcher) => { process.stdout.write(String(launcher.compileBundledCli()?.compiledFromSource)); })`;
 
   const result = await runProcess(process.execPath, ['-e', probe]);
 

@@ -152,7 +152,8 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   let archiveFailure: RetentionError | null = null;
   let deletedSha256 = '';
   let helper: ScanHelper | null = null;
-  let scanBuffers: ScanBuffers | null = null;
+  // Set by the readBuffers getter below, which control-flow analysis does not follow.
+  let scanBuffers = null as ScanBuffers | null;
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
   try {
@@ -194,9 +195,6 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       digest = helper !== null ? new ThreadedDigest(helper.digestChannel()) : new DeletedLinesDigest();
     }
     const chunkBytes = request.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    // Scan memory: the compiled line walk and the helper thread read the chunks in place.
-    scanBuffers = acquireScanBuffers(READ_BUFFER_COUNT, chunkBytes);
-    const readBuffers = scanBuffers.buffers;
     const stagingBuffers = dryRun ? null : allocateStagingBuffers();
     const options: FileCleanupOptions = {
       dryRun,
@@ -205,7 +203,12 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       lock,
       chunkBytes,
       maxLineBytes: request.maxLineBytes,
-      readBuffers,
+      // Scan memory: the compiled line walk and the helper thread read the chunks in place.
+      // It is taken when the first file is read, so a run that the index decides alone takes none.
+      get readBuffers() {
+        scanBuffers ??= acquireScanBuffers(READ_BUFFER_COUNT, chunkBytes);
+        return scanBuffers.buffers;
+      },
       stagingBuffers,
       helper,
       openWriters,

@@ -14,7 +14,6 @@
 import { constants } from 'node:fs';
 import { lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
 import { PassThrough, Writable } from 'node:stream';
 import { dirname } from 'node:path';
 
@@ -798,6 +797,7 @@ class GzipFileJob extends FileJob {
    * Returns the number of compressed bytes.
    */
   private async compressKeptLines(sink: Writable): Promise<number> {
+    const { createGzip } = await import('node:zlib');
     const compressor = createGzip({ level: GZIP_LEVEL });
     let compressedBytes = 0;
     compressor.on('data', (chunk: Buffer) => {
@@ -859,6 +859,7 @@ class GzipFileJob extends FileJob {
       filled -= lastLineFeed + 1;
     };
 
+    const { createGunzip } = await import('node:zlib');
     const decompressed = createGunzip();
     const reading = pipeline(this.source!.createReadStream({ autoClose: false, start: 0 }), decompressed);
     reading.catch(() => undefined);
@@ -1007,7 +1008,7 @@ async function readContentInto(file: LogFile, skipBytes: number, sink: DeletedLi
   const handle = await open(file.path, 'r');
   try {
     const raw = handle.createReadStream({ autoClose: false, start: 0 });
-    const stream = file.gzip ? raw.pipe(createGunzip()) : raw;
+    const stream = file.gzip ? raw.pipe((await import('node:zlib')).createGunzip()) : raw;
     let skip = skipBytes;
     for await (const piece of stream as AsyncIterable<Buffer>) {
       if (skip >= piece.length) {

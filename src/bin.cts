@@ -5,12 +5,12 @@
  * the bundle only starts sooner.
  */
 
-import { compileBundledCli } from './launcher.js';
+import { compileBundledCli } from './launcher.cjs';
 
 const bundledCli = compileBundledCli();
 
 if (bundledCli === null) {
-  await import('./cli.js');
+  void import('./cli.js');
 } else {
   bundledCli.run();
 }

@@ -5,7 +5,9 @@
  * 130 module files on every run. The bundle with its cache starts in roughly half
  * the time, which is most of a dry run on unchanged files.
  *
- * A missing bundle (a build that stopped after tsc) falls back to dist/src/cli.js.
+ * This module and src/bin.cts are CommonJS, as is the bundle, so a one-shot command
+ * starts without Node's ES module loader. A missing bundle (a build that stopped
+ * after tsc) falls back to dist/src/cli.js.
  * A cache that V8 rejects, such as after a Node.js upgrade without a rebuild, only
  * costs the compile, because V8 checks its version, its flags and the source's
  * length before using a cache.
@@ -13,11 +15,10 @@
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 
-export const BUNDLE_PATH = fileURLToPath(new URL('../cli/audit-retention.cjs', import.meta.url));
+export const BUNDLE_PATH = join(__dirname, '..', 'cli', 'audit-retention.cjs');
 
 // The bundle's first line, written by scripts/bundle-cli.ts, names its build.
 const BUILD_ID_LINE = /^\/\/ audit-retention bundle ([0-9a-f]{16})\n/;
