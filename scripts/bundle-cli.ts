@@ -6,7 +6,6 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -14,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 import { build, type Plugin } from 'esbuild';
 
-import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.cjs';
+import { BUNDLE_PATH, bundleBuildLine, bundleCodeCachePath } from '../src/launcher.cjs';
 import { DEFAULT_NOW, generateAuditLog } from './generate-audit-log.js';
 
 const DIST_SOURCE_DIRECTORY = fileURLToPath(new URL('../src/', import.meta.url));
@@ -99,8 +98,11 @@ function routeRuntimeImports(bundleText: string): string {
   return routed;
 }
 
-const DIST_SOURCE_URL_FUNCTION =
-  "const __distSourceUrl = (path) => require('node:url').pathToFileURL(require('node:path').join(__dirname, '../src', path)).href;";
+// The directive comes first: esbuild puts its own after the banner, where it has no effect.
+const BANNER = [
+  '"use strict";',
+  "const __distSourceUrl = (path) => require('node:url').pathToFileURL(require('node:path').join(__dirname, '../src', path)).href;",
+].join('\n');
 
 async function bundle(): Promise<string> {
   const result = await build({
@@ -112,7 +114,7 @@ async function bundle(): Promise<string> {
     // fs-ext is a native addon; require() loads it from node_modules at run time.
     external: ['fs-ext'],
     plugins: [moduleUrlPlugin, runtimeImportPlugin],
-    banner: { js: DIST_SOURCE_URL_FUNCTION },
+    banner: { js: BANNER },
     legalComments: 'eof',
     write: false,
     logLevel: 'warning',
@@ -123,12 +125,9 @@ async function bundle(): Promise<string> {
     throw new Error('esbuild wrote no bundle');
   }
 
-  // The first line names the build, and the code cache is stored under that name:
-  // V8 checks only the source's length against a cache, so a cache of another build
-  // of the same length must never be found.
+  // The first line carries the hash that the launcher checks, and names the code cache file.
   const bundleText = routeRuntimeImports(output.text);
-  const buildId = createHash('sha256').update(bundleText).digest('hex').slice(0, 16);
-  return `// audit-retention bundle ${buildId}\n${bundleText}`;
+  return `${bundleBuildLine(bundleText)}${bundleText}`;
 }
 
 /** Runs commands of every kind on a small generated log, each adding what it compiled to the code cache. */
@@ -140,9 +139,9 @@ async function recordCodeCache(): Promise<void> {
     const configPath = join(workDirectory, 'audit-retention.yml');
     writeFileSync(configPath, `profile: build\nprofiles:\n  build:\n    audit:\n      enabled: true\n      path: ${JSON.stringify(logPath)}\n`);
 
-    const environment: NodeJS.ProcessEnv = { ...process.env, AUDIT_RETENTION_NOW: DEFAULT_NOW };
-    delete environment['LOG_LEVEL'];
-    delete environment['AUDIT_RETENTION_CONFIG'];
+    // The builder's own settings (NODE_OPTIONS, tokens, MXCP_AUDIT_ENABLED) must neither
+    // fail the build nor shape the cache: V8 rejects a cache recorded under other flags.
+    const environment = { PATH: process.env['PATH'] ?? '', AUDIT_RETENTION_NOW: DEFAULT_NOW };
 
     for (const command of WARM_UP_COMMANDS) {
       const child = spawnSync(process.execPath, [RECORDER_PATH, ...command, '--config', configPath], { env: environment, encoding: 'utf8' });

@@ -248,11 +248,16 @@ let settled = false;
 process.exitCode = 1;
 
 // A reader that stops early, such as `| head`, closes the pipe. The command's work and
-// exit code stand; only the rest of stdout is dropped, without a stack trace.
+// exit code stand; only the rest of stdout is dropped, without a stack trace. Any other
+// write error, such as a full disk behind a redirect, loses output, so the exit code is 1.
+let stdoutFailed = false;
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') {
-    throw error;
+  if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' || stdoutFailed) {
+    return;
   }
+  stdoutFailed = true;
+  process.exitCode = 1;
+  process.stderr.write(`Error: could not write the output to stdout: ${error.message}\n`);
 });
 process.on('exit', () => {
   if (!settled) {
@@ -263,7 +268,7 @@ process.on('exit', () => {
 main(process.argv.slice(2)).then(
   (exitCode) => {
     settled = true;
-    process.exitCode = exitCode;
+    process.exitCode = stdoutFailed ? 1 : exitCode;
   },
   (error: unknown) => {
     settled = true;

@@ -6,56 +6,83 @@
  * the time, which is most of a dry run on unchanged files.
  *
  * This module and src/bin.cts are CommonJS, as is the bundle, so a one-shot command
- * starts without Node's ES module loader. A missing bundle (a build that stopped
- * after tsc) falls back to dist/src/cli.js.
- * A cache that V8 rejects, such as after a Node.js upgrade without a rebuild, only
- * costs the compile, because V8 checks its version, its flags and the source's
- * length before using a cache.
+ * starts without Node's ES module loader.
+ *
+ * Neither file is trusted as found. The bundle runs only when its bytes hash to the
+ * build name on its first line and it is newer than dist/src/cli.js; otherwise the
+ * command runs dist/src/cli.js. The code cache is used only when its bytes hash to
+ * the digest in front of them, because V8 in Node.js 20 checks neither the cache's
+ * checksum nor more of the source than its length: a flipped byte crashed or hung
+ * the process in a test. A cache that V8 then rejects, such as after a Node.js
+ * upgrade or under other V8 flags, only costs the compile.
  */
 
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 
 export const BUNDLE_PATH = join(__dirname, '..', 'cli', 'audit-retention.cjs');
 
-// The bundle's first line, written by scripts/bundle-cli.ts, names its build.
-const BUILD_ID_LINE = /^\/\/ audit-retention bundle ([0-9a-f]{16})\n/;
+const ENTRY_PATH = join(__dirname, 'cli.js');
 
 /**
- * Path of the code cache of this bundle source. It carries the build's name because
- * V8 compares only the length of the source with the cache's, so a cache of another
- * build of the same length would be accepted and run the wrong code.
+ * Name of the bundle in stack traces. V8 keeps the name of the script that recorded a
+ * code cache, so an absolute path would name the build machine's directory.
  */
-export function bundleCodeCachePath(source: string): string | null {
-  const buildId = BUILD_ID_LINE.exec(source)?.[1];
-  return buildId === undefined ? null : `${BUNDLE_PATH}.${buildId}.code-cache`;
+export const BUNDLE_SCRIPT_NAME = 'dist/cli/audit-retention.cjs';
+
+// The first line, written by scripts/bundle-cli.ts, is the SHA-256 of the rest of the bundle.
+const BUILD_LINE = /^\/\/ audit-retention bundle ([0-9a-f]{64})\n/;
+
+const SHA256_BYTES = 32;
+
+/** Returns the first line of a bundle that names its build: `source` is the bundle's text after it. */
+export function bundleBuildLine(source: string): string {
+  return `// audit-retention bundle ${sha256(source).toString('hex')}\n`;
+}
+
+/** Returns the path of the code cache of the bundle whose text is `bundleText`, or null when it names no build. */
+export function bundleCodeCachePath(bundleText: string): string | null {
+  const buildId = BUILD_LINE.exec(bundleText)?.[1];
+  return buildId === undefined ? null : `${BUNDLE_PATH}.${buildId.slice(0, 16)}.code-cache`;
+}
+
+/** Returns a code cache file's bytes: the SHA-256 of the cache, then the cache. */
+export function sealCodeCache(codeCache: Buffer): Buffer {
+  return Buffer.concat([sha256(codeCache), codeCache]);
 }
 
 export interface CompiledBundle {
   script: Script;
-  /** Where this build's code cache is kept, or null for a bundle without a build name. */
-  codeCachePath: string | null;
-  /** True when there was no code cache or V8 rejected it, so the bundle was compiled from source. */
+  /** Where this build's code cache is kept. */
+  codeCachePath: string;
+  /** True when there was no intact code cache or V8 rejected it, so the bundle was compiled from source. */
   compiledFromSource: boolean;
   /** Evaluates the bundle, which runs the command named in process.argv. */
   run(): void;
 }
 
-/** Compiles the bundle with its code cache, or returns null when the build made no bundle. */
+/** Compiles the bundle with its code cache, or returns null when there is no bundle to trust. */
 export function compileBundledCli(): CompiledBundle | null {
-  const source = readOptionalFile(BUNDLE_PATH, 'utf8');
-  if (source === undefined) {
+  const bundleBytes = readOptionalFile(BUNDLE_PATH);
+  if (bundleBytes === undefined || !isNewerThanEntry(BUNDLE_PATH)) {
     return null;
   }
 
-  const codeCachePath = bundleCodeCachePath(source);
-  const codeCache = codeCachePath === null ? undefined : readOptionalFile(codeCachePath);
+  const bundleText = bundleBytes.toString('utf8');
+  const buildLine = BUILD_LINE.exec(bundleText);
+  if (buildLine === null || sha256(bundleBytes.subarray(Buffer.byteLength(buildLine[0]))).toString('hex') !== buildLine[1]) {
+    return null;
+  }
+
+  const codeCachePath = bundleCodeCachePath(bundleText)!;
+  const codeCache = unsealCodeCache(readOptionalFile(codeCachePath));
 
   // The wrapper starts on the bundle's first line, so stack traces keep the bundle's line numbers.
-  const script = new Script(`(function (exports, require, module, __filename, __dirname, __importModule) {${source}\n})`, {
-    filename: BUNDLE_PATH,
+  const script = new Script(`(function (exports, require, module, __filename, __dirname, __importModule) {${bundleText}\n})`, {
+    filename: BUNDLE_SCRIPT_NAME,
     cachedData: codeCache,
   });
 
@@ -72,23 +99,46 @@ export function compileBundledCli(): CompiledBundle | null {
 }
 
 /**
- * The bundle's import(): the HTTP layer and DuckDB stay outside the bundle, named
- * relative to this module (scripts/bundle-cli.ts lists them). A vm.Script has no
- * import() of its own that survives its code cache.
+ * The bundle's import(): the HTTP layer, DuckDB and zlib stay outside the bundle,
+ * named relative to this module (scripts/bundle-cli.ts lists them). A vm.Script has
+ * no import() of its own that survives its code cache.
  */
 function importModule(specifier: string): Promise<unknown> {
   return import(specifier);
 }
 
-function readOptionalFile(path: string): Buffer | undefined;
-function readOptionalFile(path: string, encoding: 'utf8'): string | undefined;
-function readOptionalFile(path: string, encoding?: 'utf8'): Buffer | string | undefined {
+/** Returns the cache inside a sealed cache file, or undefined when the file is missing, short or altered. */
+function unsealCodeCache(sealed: Buffer | undefined): Buffer | undefined {
+  if (sealed === undefined || sealed.length <= SHA256_BYTES) {
+    return undefined;
+  }
+
+  const codeCache = sealed.subarray(SHA256_BYTES);
+  return sha256(codeCache).equals(sealed.subarray(0, SHA256_BYTES)) ? codeCache : undefined;
+}
+
+/**
+ * Tells whether the bundle was written after dist/src/cli.js. tsc rewrites every
+ * output, so a bundle older than the entry is left from an earlier build, such as
+ * when only tsc ran or a later build step failed.
+ */
+function isNewerThanEntry(bundlePath: string): boolean {
   try {
-    return readFileSync(path, encoding);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      return undefined;
-    }
-    throw error;
+    return statSync(bundlePath).mtimeMs >= statSync(ENTRY_PATH).mtimeMs;
+  } catch {
+    return false;
+  }
+}
+
+function sha256(data: Buffer | string): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** Reads an optional file of the build; one that cannot be read, for whatever reason, counts as missing. */
+function readOptionalFile(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
   }
 }

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -215,4 +216,19 @@ test('early pipe close exits quietly', async () => {
 
   assert.equal(stderr, '');
   assert.equal(exitCode, 0);
+});
+
+test('failed stdout write exits 1', async () => {
+  // /dev/full fails every write with ENOSPC, as a full disk behind a redirect does.
+  const devFull = openSync('/dev/full', 'w');
+  const child = spawn(process.execPath, [CLI_PATH, '--version'], { stdio: ['ignore', devFull, 'pipe'] });
+  closeSync(devFull);
+  assert.ok(child.stderr !== null);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+
+  const [exitCode] = (await once(child, 'close')) as [number | null];
+
+  assert.equal(exitCode, 1);
+  assert.equal(stderr, 'Error: could not write the output to stdout: ENOSPC: no space left on device, write\n');
 });

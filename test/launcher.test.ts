@@ -5,11 +5,11 @@
  */
 
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { BUNDLE_PATH, bundleCodeCachePath } from '../src/launcher.cjs';
+import { BUNDLE_PATH, bundleBuildLine, bundleCodeCachePath } from '../src/launcher.cjs';
 import { PROJECT_ROOT, daysAgo, recordLine, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
 
 /** Copies the files of an installation (dist/src, dist/cli, package.json, node_modules as a link) to a new directory. */
@@ -54,6 +54,23 @@ function withoutDurations(value: unknown, withinTimings = false): unknown {
   );
 }
 
+/** Returns how the launcher of an installed tree starts: 'source' for dist/src/cli.js, else whether V8 took the code cache. */
+async function launchMode(root: string): Promise<'source' | 'bundle with cache' | 'bundle compiled'> {
+  const launcherPath = join(root, 'dist', 'src', 'launcher.cjs');
+  const probe = `const bundle = require(${JSON.stringify(launcherPath)}).compileBundledCli(); process.stdout.write(bundle === null ? 'source' : bundle.compiledFromSource ? 'bundle compiled' : 'bundle with cache');`;
+  const result = await runProcess(process.execPath, ['-e', probe]);
+  assert.equal(result.stderr, '');
+  return result.stdout as 'source' | 'bundle with cache' | 'bundle compiled';
+}
+
+/** Path of the code cache file in an installed tree. */
+async function codeCacheFile(root: string): Promise<string> {
+  const cliDirectory = join(root, 'dist', 'cli');
+  const [cacheName] = (await readdir(cliDirectory)).filter((name) => name.endsWith('.code-cache'));
+  assert.ok(cacheName !== undefined, 'the build records a code cache');
+  return join(cliDirectory, cacheName);
+}
+
 /** Runs the command of an installed tree; JSON output comes back parsed, without durations. */
 async function runInstalled(root: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: unknown; stderr: string }> {
   const result = await runProcess(process.execPath, [join(root, 'dist', 'src', 'bin.cjs'), ...args], { cwd });
@@ -73,19 +90,24 @@ test('bundle has own cache, no build paths', async () => {
   assert.equal(bundleText.includes(join(PROJECT_ROOT, 'dist')), false, 'the bundle must find dist/src relative to itself');
 });
 
+test('bundle code runs in strict mode', async () => {
+  const bundleText = await readFile(BUNDLE_PATH, 'utf8');
+
+  // The directive counts only as the first statement of the function that the launcher wraps around the bundle.
+  const [buildLine, firstStatement] = bundleText.split('\n', 2);
+  assert.match(buildLine ?? '', /^\/\/ audit-retention bundle [0-9a-f]{64}$/);
+  assert.equal(firstStatement, '"use strict";');
+});
+
 test('V8 accepts the recorded cache', async () => {
-  const probe = `import('${join(PROJECT_ROOT, 'dist', 'src', 'launcher.cjs')}').then((launcher) => { process.stdout.write(String(launcher.compileBundledCli()?.compiledFromSource)); })`;
-
-  const result = await runProcess(process.execPath, ['-e', probe]);
-
-  assert.equal(result.stderr, '');
-  assert.equal(result.stdout, 'false');
+  assert.equal(await launchMode(PROJECT_ROOT), 'bundle with cache');
 });
 
 test('cache path differs per build', () => {
-  const header = (buildId: string) => `// audit-retention bundle ${buildId}\n`;
+  const first = bundleBuildLine('first build\n') + 'first build\n';
+  const second = bundleBuildLine('other build\n') + 'other build\n';
 
-  assert.notEqual(bundleCodeCachePath(`${header('0123456789abcdef')}a`), bundleCodeCachePath(`${header('fedcba9876543210')}a`));
+  assert.notEqual(bundleCodeCachePath(first), bundleCodeCachePath(second));
   assert.equal(bundleCodeCachePath('"use strict";\n'), null);
 });
 
@@ -117,11 +139,48 @@ test('moved bundle matches unbundled results', async (t) => {
 
 test('bundle runs without its cache', async (t) => {
   const root = await installedCopy(t, { withBundle: true });
-  for (const name of await readdir(join(root, 'dist', 'cli'))) {
-    if (name.endsWith('.code-cache')) {
-      await rm(join(root, 'dist', 'cli', name));
-    }
+  await rm(await codeCacheFile(root));
+  const directory = await logFixture(t);
+
+  const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
+
+  assert.equal(await launchMode(root), 'bundle compiled');
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(String(result.stdout), /Total records that would be deleted: 2\n/);
+  assert.equal(result.stderr, '');
+});
+
+test('altered code cache is not used', async (t) => {
+  const root = await installedCopy(t, { withBundle: true });
+  const cachePath = await codeCacheFile(root);
+  const original = await readFile(cachePath);
+  const directory = await logFixture(t);
+
+  // A single flipped byte in the middle of V8's data crashed or hung the process before the cache was sealed.
+  const flipped = Buffer.from(original);
+  const middle = Math.floor(flipped.length / 2);
+  flipped[middle] = flipped[middle]! ^ 0xff;
+  const cases: [string, Buffer][] = [
+    ['one byte flipped', flipped],
+    ['another file of the same length', Buffer.alloc(original.length, 0x5a)],
+    ['truncated', original.subarray(0, original.length - 1000)],
+  ];
+  for (const [name, content] of cases) {
+    await writeFile(cachePath, content);
+
+    const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
+
+    assert.equal(await launchMode(root), 'bundle compiled', name);
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    assert.match(String(result.stdout), /Total records that would be deleted: 2\n/, name);
   }
+});
+
+test('unreadable code cache is skipped', async (t) => {
+  const root = await installedCopy(t, { withBundle: true });
+  const cachePath = await codeCacheFile(root);
+  await rm(cachePath);
+  await mkdir(cachePath);
   const directory = await logFixture(t);
 
   const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
@@ -131,16 +190,36 @@ test('bundle runs without its cache', async (t) => {
   assert.equal(result.stderr, '');
 });
 
-test('V8 rejects a mismatched cache', async (t) => {
+test('edited or empty bundle is not run', async (t) => {
   const root = await installedCopy(t, { withBundle: true });
-  const cliDirectory = join(root, 'dist', 'cli');
-  const [cacheName] = (await readdir(cliDirectory)).filter((name) => name.endsWith('.code-cache'));
-  assert.ok(cacheName !== undefined);
-  await writeFile(join(cliDirectory, cacheName), Buffer.alloc(4096, 0x5a));
+  const original = await readFile(join(root, 'dist', 'cli', 'audit-retention.cjs'), 'utf8');
   const directory = await logFixture(t);
 
-  const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
+  // The same length as the original, so V8 alone would take the old code cache for it.
+  const edited = original.replace('DRY RUN: Analyzing', 'DRY RUN: ANALYZING');
+  assert.equal(edited.length, original.length);
+  const variants: [string, string][] = [
+    ['edited', edited],
+    ['empty', ''],
+  ];
+  for (const [name, content] of variants) {
+    await writeFile(join(root, 'dist', 'cli', 'audit-retention.cjs'), content);
 
-  assert.equal(result.code, 0, result.stderr);
-  assert.match(String(result.stdout), /Total records that would be deleted: 2\n/);
+    const result = await runInstalled(root, ['cleanup', '--dry-run'], directory);
+
+    assert.equal(await launchMode(root), 'source', name);
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    assert.match(String(result.stdout), /^DRY RUN: Analyzing what would be deleted\.\.\.\n/, name);
+  }
+});
+
+test('bundle older than dist/src is not run', async (t) => {
+  const root = await installedCopy(t, { withBundle: true });
+  const bundlePath = join(root, 'dist', 'cli', 'audit-retention.cjs');
+
+  // As after `tsc` alone, or a build whose later steps failed: the modules are newer than the bundle.
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  await utimes(bundlePath, anHourAgo, anHourAgo);
+
+  assert.equal(await launchMode(root), 'source');
 });
