@@ -134,10 +134,13 @@ function sha256(data: Buffer | string): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-/** Reads an optional file of the build; one that cannot be read, for whatever reason, counts as missing. */
+/**
+ * Reads an optional file of the build. One that is not a regular file (a FIFO would
+ * block the read) or cannot be read, for whatever reason, counts as missing.
+ */
 function readOptionalFile(path: string): Buffer | undefined {
   try {
-    return readFileSync(path);
+    return statSync(path).isFile() ? readFileSync(path) : undefined;
   } catch {
     return undefined;
   }
