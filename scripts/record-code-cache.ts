@@ -14,9 +14,9 @@ if (bundledCli === null) {
   throw new Error('no bundle to record a code cache for, or one that does not match its build line; run scripts/bundle-cli.js');
 }
 
-const { script, codeCachePath } = bundledCli;
+const { script, codeCachePath, bundleText } = bundledCli;
 process.on('exit', () => {
-  writeFileSync(codeCachePath, sealCodeCache(script.createCachedData()));
+  writeFileSync(codeCachePath, sealCodeCache(script.createCachedData(), bundleText));
 });
 
 bundledCli.run();

@@ -10,11 +10,11 @@
  *
  * Neither file is trusted as found. The bundle runs only when its bytes hash to the
  * build name on its first line and it is newer than dist/src/cli.js; otherwise the
- * command runs dist/src/cli.js. The code cache is used only when its bytes hash to
- * the digest in front of them, because V8 in Node.js 20 checks neither the cache's
- * checksum nor more of the source than its length: a flipped byte crashed or hung
- * the process in a test. A cache that V8 then rejects, such as after a Node.js
- * upgrade or under other V8 flags, only costs the compile.
+ * command runs dist/src/cli.js. The code cache is used only when the seal in front
+ * of it matches both the cache and this bundle. V8 in Node.js 20 checks neither a
+ * cache's checksum nor more of the source than its length, and a flipped byte
+ * crashed or hung the process in a test. A cache that V8 then rejects, such as
+ * after a Node.js upgrade or under other V8 flags, only costs the compile.
  */
 
 import { createHash } from 'node:crypto';
@@ -49,13 +49,19 @@ export function bundleCodeCachePath(bundleText: string): string | null {
   return buildId === undefined ? null : `${BUNDLE_PATH}.${buildId.slice(0, 16)}.code-cache`;
 }
 
-/** Returns a code cache file's bytes: the SHA-256 of the cache, then the cache. */
-export function sealCodeCache(codeCache: Buffer): Buffer {
-  return Buffer.concat([sha256(codeCache), codeCache]);
+/**
+ * Returns a code cache file's bytes: the SHA-256 of the bundle's hash and the cache,
+ * then the cache. The bundle's hash in the seal ties the cache to its build, since
+ * V8 would take a cache of any bundle of the same length.
+ */
+export function sealCodeCache(codeCache: Buffer, bundleText: string): Buffer {
+  return Buffer.concat([cacheSeal(bundleHashOf(bundleText), codeCache), codeCache]);
 }
 
 export interface CompiledBundle {
   script: Script;
+  /** The bundle's text, its build line included. */
+  bundleText: string;
   /** Where this build's code cache is kept. */
   codeCachePath: string;
   /** True when there was no intact code cache or V8 rejected it, so the bundle was compiled from source. */
@@ -78,7 +84,7 @@ export function compileBundledCli(): CompiledBundle | null {
   }
 
   const codeCachePath = bundleCodeCachePath(bundleText)!;
-  const codeCache = unsealCodeCache(readOptionalFile(codeCachePath));
+  const codeCache = unsealCodeCache(readOptionalFile(codeCachePath), buildLine[1]!);
 
   // The wrapper starts on the bundle's first line, so stack traces keep the bundle's line numbers.
   const script = new Script(`(function (exports, require, module, __filename, __dirname, __importModule) {${bundleText}\n})`, {
@@ -88,6 +94,7 @@ export function compileBundledCli(): CompiledBundle | null {
 
   return {
     script,
+    bundleText,
     codeCachePath,
     compiledFromSource: codeCache === undefined || script.cachedDataRejected === true,
     run() {
@@ -107,14 +114,30 @@ function importModule(specifier: string): Promise<unknown> {
   return import(specifier);
 }
 
-/** Returns the cache inside a sealed cache file, or undefined when the file is missing, short or altered. */
-function unsealCodeCache(sealed: Buffer | undefined): Buffer | undefined {
+/**
+ * Returns the cache inside a sealed cache file, or undefined when the file is missing,
+ * short, altered or sealed for another bundle.
+ */
+function unsealCodeCache(sealed: Buffer | undefined, bundleHash: string): Buffer | undefined {
   if (sealed === undefined || sealed.length <= SHA256_BYTES) {
     return undefined;
   }
 
   const codeCache = sealed.subarray(SHA256_BYTES);
-  return sha256(codeCache).equals(sealed.subarray(0, SHA256_BYTES)) ? codeCache : undefined;
+  return cacheSeal(bundleHash, codeCache).equals(sealed.subarray(0, SHA256_BYTES)) ? codeCache : undefined;
+}
+
+function cacheSeal(bundleHash: string, codeCache: Buffer): Buffer {
+  return createHash('sha256').update(bundleHash).update(codeCache).digest();
+}
+
+/** Returns the hash on the first line of a bundle's text; the bundle must have one. */
+function bundleHashOf(bundleText: string): string {
+  const buildId = BUILD_LINE.exec(bundleText)?.[1];
+  if (buildId === undefined) {
+    throw new Error(`the bundle has no build line; rebuild it with 'npm run build'`);
+  }
+  return buildId;
 }
 
 /**

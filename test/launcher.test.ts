@@ -9,7 +9,7 @@ import { cp, mkdir, readFile, readdir, rm, symlink, utimes, writeFile } from 'no
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { BUNDLE_PATH, bundleBuildLine, bundleCodeCachePath } from '../src/launcher.cjs';
+import { BUNDLE_PATH, bundleBuildLine, bundleCodeCachePath, sealCodeCache } from '../src/launcher.cjs';
 import { PROJECT_ROOT, daysAgo, recordLine, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
 
 /** Copies the files of an installation (dist/src, dist/cli, package.json, node_modules as a link) to a new directory. */
@@ -164,6 +164,8 @@ test('altered code cache is not used', async (t) => {
     ['one byte flipped', flipped],
     ['another file of the same length', Buffer.alloc(original.length, 0x5a)],
     ['truncated', original.subarray(0, original.length - 1000)],
+    // A cache of another build of the same bundle length, intact and correctly sealed for that build.
+    ['sealed for another bundle', sealCodeCache(original.subarray(32), `${bundleBuildLine('other build\n')}other build\n`)],
   ];
   for (const [name, content] of cases) {
     await writeFile(cachePath, content);
