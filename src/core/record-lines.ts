@@ -48,7 +48,6 @@ function describeJsonType(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** Returns true when `bytes` contains only JSON white space (space, tab, carriage return). */
 /** Formats a rejected timestamp value for a message; JSON.stringify would show a number too large for a double, such as 1e400, as null. */
 function shownTimestamp(value: unknown): string {
   if (typeof value === 'number' && !Number.isFinite(value)) {
@@ -57,6 +56,7 @@ function shownTimestamp(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Returns true when `bytes` contains only JSON white space (space, tab, carriage return). */
 function isBlank(bytes: Uint8Array): boolean {
   for (const byte of bytes) {
     if (byte !== 0x20 && byte !== 0x09 && byte !== CARRIAGE_RETURN) {
