@@ -1,7 +1,7 @@
 /**
  * Bundles the compiled command line into dist/cli/audit-retention.cjs and records
  * V8's code cache of it by running a few commands on a small generated log. The
- * installed command (src/bin.cts) loads both; see src/launcher.cts for why.
+ * installed command (src/bin.cts) loads both, and src/launcher.cts says why.
  * `npm run build` runs this script after tsc.
  */
 
@@ -56,26 +56,21 @@ const moduleUrlPlugin: Plugin = {
 /**
  * Modules that the bundle imports at run time instead of containing: the HTTP layer,
  * which only `serve` and `openapi` need and which would double the bundle, DuckDB,
- * a native addon, and zlib, which only gzip segments need. Keys are the specifiers
- * as written in dist/src; values are the specifiers relative to dist/src/launcher.cjs,
- * which performs these imports for the bundle (see src/launcher.cts).
+ * a native addon, and zlib, which only gzip segments need. dist/src/launcher.cjs
+ * performs these imports for the bundle. It sits beside dist/src/cli.js, which
+ * imports the relative ones, so every specifier resolves there as written.
  */
-const RUNTIME_IMPORTS = new Map([
-  ['./app.js', './app.js'],
-  ['./serve.js', './serve.js'],
-  ['@duckdb/node-api', '@duckdb/node-api'],
-  ['node:zlib', 'node:zlib'],
-]);
+const RUNTIME_IMPORTS = new Set(['./app.js', './serve.js', '@duckdb/node-api', 'node:zlib']);
 
 const runtimeImportPlugin: Plugin = {
   name: 'runtime-import',
   setup(pluginBuild) {
     pluginBuild.onResolve({ filter: /^(\.\/(app|serve)\.js|@duckdb\/node-api)$/ }, (args) => {
-      const launcherSpecifier = RUNTIME_IMPORTS.get(args.path);
-      if (launcherSpecifier === undefined || (args.path.startsWith('./') && args.importer !== join(DIST_SOURCE_DIRECTORY, 'cli.js'))) {
+      const importedByEntry = args.importer === join(DIST_SOURCE_DIRECTORY, 'cli.js');
+      if (!RUNTIME_IMPORTS.has(args.path) || (args.path.startsWith('./') && !importedByEntry)) {
         return undefined;
       }
-      return { path: launcherSpecifier, external: true };
+      return { path: args.path, external: true };
     });
   },
 };
@@ -83,17 +78,18 @@ const runtimeImportPlugin: Plugin = {
 /** Turns the bundle's import() calls into calls of the launcher's import function. */
 function routeRuntimeImports(bundleText: string): string {
   let routed = bundleText;
-  for (const specifier of new Set(RUNTIME_IMPORTS.values())) {
+  for (const specifier of RUNTIME_IMPORTS) {
     const call = `import(${JSON.stringify(specifier)})`;
     if (!routed.includes(call)) {
-      throw new Error(`the bundle has no ${call}; update RUNTIME_IMPORTS in scripts/bundle-cli.ts`);
+      throw new Error(`The bundle contains no ${call}. Remove the specifier from RUNTIME_IMPORTS in scripts/bundle-cli.ts.`);
     }
     routed = routed.replaceAll(call, `__importModule(${JSON.stringify(specifier)})`);
   }
 
   const strayImport = /\bimport\(/.exec(routed);
   if (strayImport !== null) {
-    throw new Error(`the bundle has an import() that the launcher does not serve: ${routed.slice(strayImport.index, strayImport.index + 80)}`);
+    const context = routed.slice(strayImport.index, strayImport.index + 80);
+    throw new Error(`The bundle contains an import() that the launcher does not perform: ${context}. Add its specifier to RUNTIME_IMPORTS in scripts/bundle-cli.ts.`);
   }
   return routed;
 }
@@ -111,7 +107,7 @@ async function bundle(): Promise<string> {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    // fs-ext is a native addon; require() loads it from node_modules at run time.
+    // fs-ext is a native addon, so require() loads it from node_modules at run time.
     external: ['fs-ext'],
     plugins: [moduleUrlPlugin, runtimeImportPlugin],
     banner: { js: BANNER },
@@ -122,7 +118,7 @@ async function bundle(): Promise<string> {
 
   const [output] = result.outputFiles;
   if (output === undefined) {
-    throw new Error('esbuild wrote no bundle');
+    throw new Error(`esbuild returned no output for ${join(DIST_SOURCE_DIRECTORY, 'cli.js')}`);
   }
 
   // The first line carries the hash that the launcher checks, and names the code cache file.
@@ -146,7 +142,7 @@ async function recordCodeCache(): Promise<void> {
     for (const command of WARM_UP_COMMANDS) {
       const child = spawnSync(process.execPath, [RECORDER_PATH, ...command, '--config', configPath], { env: environment, encoding: 'utf8' });
       if (child.status !== 0) {
-        throw new Error(`recording the code cache: 'audit-retention ${command.join(' ')}' exited with ${child.status}: ${child.stderr}`);
+        throw new Error(`Recording the code cache failed: 'audit-retention ${command.join(' ')}' exited with ${child.status}: ${child.stderr}`);
       }
     }
   } finally {
@@ -166,5 +162,5 @@ await recordCodeCache();
 
 const codeCachePath = bundleCodeCachePath(source);
 if (codeCachePath === null || !existsSync(codeCachePath)) {
-  throw new Error(`recording the code cache: no cache was written for ${BUNDLE_PATH}`);
+  throw new Error(`Recording the code cache failed: no cache was written for ${BUNDLE_PATH}`);
 }

@@ -11,12 +11,12 @@ import { compileBundledCli, sealCodeCache } from '../src/launcher.cjs';
 
 const bundledCli = compileBundledCli();
 if (bundledCli === null) {
-  throw new Error('no bundle to record a code cache for, or one that does not match its build line; run scripts/bundle-cli.js');
+  throw new Error('The bundle dist/cli/audit-retention.cjs is missing, older than dist/src/cli.js or does not match its build line. Run npm run build.');
 }
 
-const { script, codeCachePath, bundleText } = bundledCli;
+const { script, codeCachePath, bundleHash } = bundledCli;
 process.on('exit', () => {
-  writeFileSync(codeCachePath, sealCodeCache(script.createCachedData(), bundleText));
+  writeFileSync(codeCachePath, sealCodeCache(script.createCachedData(), bundleHash));
 });
 
 bundledCli.run();

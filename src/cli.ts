@@ -248,8 +248,8 @@ let settled = false;
 process.exitCode = 1;
 
 // A reader that stops early, such as `| head`, closes the pipe. The command's work and
-// exit code stand; only the rest of stdout is dropped, without a stack trace. Any other
-// write error, such as a full disk behind a redirect, loses output, so the exit code is 1.
+// exit code are kept, and only the rest of stdout is dropped, without a stack trace.
+// Any other write error, such as a full disk behind a redirect, loses output, so the command exits 1.
 let stdoutFailed = false;
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' || stdoutFailed) {

@@ -31,7 +31,7 @@ const ENTRY_PATH = join(__dirname, 'cli.js');
  * Name of the bundle in stack traces. V8 keeps the name of the script that recorded a
  * code cache, so an absolute path would name the build machine's directory.
  */
-export const BUNDLE_SCRIPT_NAME = 'dist/cli/audit-retention.cjs';
+const BUNDLE_SCRIPT_NAME = 'dist/cli/audit-retention.cjs';
 
 // The first line, written by scripts/bundle-cli.ts, is the SHA-256 of the rest of the bundle.
 const BUILD_LINE = /^\/\/ audit-retention bundle ([0-9a-f]{64})\n/;
@@ -45,8 +45,8 @@ export function bundleBuildLine(source: string): string {
 
 /** Returns the path of the code cache of the bundle whose text is `bundleText`, or null when it names no build. */
 export function bundleCodeCachePath(bundleText: string): string | null {
-  const buildId = BUILD_LINE.exec(bundleText)?.[1];
-  return buildId === undefined ? null : `${BUNDLE_PATH}.${buildId.slice(0, 16)}.code-cache`;
+  const bundleHash = BUILD_LINE.exec(bundleText)?.[1];
+  return bundleHash === undefined ? null : codeCachePathFor(bundleHash);
 }
 
 /**
@@ -54,14 +54,14 @@ export function bundleCodeCachePath(bundleText: string): string | null {
  * then the cache. The bundle's hash in the seal ties the cache to its build, since
  * V8 would take a cache of any bundle of the same length.
  */
-export function sealCodeCache(codeCache: Buffer, bundleText: string): Buffer {
-  return Buffer.concat([cacheSeal(bundleHashOf(bundleText), codeCache), codeCache]);
+export function sealCodeCache(codeCache: Buffer, bundleHash: string): Buffer {
+  return Buffer.concat([cacheSeal(bundleHash, codeCache), codeCache]);
 }
 
 export interface CompiledBundle {
   script: Script;
-  /** The bundle's text, its build line included. */
-  bundleText: string;
+  /** The SHA-256 of the bundle, in hex, as its first line gives it. */
+  bundleHash: string;
   /** Where this build's code cache is kept. */
   codeCachePath: string;
   /** True when there was no intact code cache or V8 rejected it, so the bundle was compiled from source. */
@@ -72,19 +72,20 @@ export interface CompiledBundle {
 
 /** Compiles the bundle with its code cache, or returns null when there is no bundle to trust. */
 export function compileBundledCli(): CompiledBundle | null {
-  const bundleBytes = readOptionalFile(BUNDLE_PATH);
-  if (bundleBytes === undefined || !isNewerThanEntry(BUNDLE_PATH)) {
+  const bundle = readOptionalFile(BUNDLE_PATH);
+  if (bundle === undefined || !isNewerThanEntry(bundle.mtimeMs)) {
     return null;
   }
 
-  const bundleText = bundleBytes.toString('utf8');
+  const bundleText = bundle.bytes.toString('utf8');
   const buildLine = BUILD_LINE.exec(bundleText);
-  if (buildLine === null || sha256(bundleBytes.subarray(Buffer.byteLength(buildLine[0]))).toString('hex') !== buildLine[1]) {
+  const bundleHash = buildLine?.[1];
+  if (buildLine === null || bundleHash === undefined || sha256(bundle.bytes.subarray(buildLine[0].length)).toString('hex') !== bundleHash) {
     return null;
   }
 
-  const codeCachePath = bundleCodeCachePath(bundleText)!;
-  const codeCache = unsealCodeCache(readOptionalFile(codeCachePath), buildLine[1]!);
+  const codeCachePath = codeCachePathFor(bundleHash);
+  const codeCache = unsealCodeCache(readOptionalFile(codeCachePath)?.bytes, bundleHash);
 
   // The wrapper starts on the bundle's first line, so stack traces keep the bundle's line numbers.
   const script = new Script(`(function (exports, require, module, __filename, __dirname, __importModule) {${bundleText}\n})`, {
@@ -94,7 +95,7 @@ export function compileBundledCli(): CompiledBundle | null {
 
   return {
     script,
-    bundleText,
+    bundleHash,
     codeCachePath,
     compiledFromSource: codeCache === undefined || script.cachedDataRejected === true,
     run() {
@@ -131,13 +132,9 @@ function cacheSeal(bundleHash: string, codeCache: Buffer): Buffer {
   return createHash('sha256').update(bundleHash).update(codeCache).digest();
 }
 
-/** Returns the hash on the first line of a bundle's text; the bundle must have one. */
-function bundleHashOf(bundleText: string): string {
-  const buildId = BUILD_LINE.exec(bundleText)?.[1];
-  if (buildId === undefined) {
-    throw new Error(`the bundle has no build line; rebuild it with 'npm run build'`);
-  }
-  return buildId;
+/** Returns the path of a bundle's code cache; 16 hex digits of its hash tell builds apart in the name. */
+function codeCachePathFor(bundleHash: string): string {
+  return `${BUNDLE_PATH}.${bundleHash.slice(0, 16)}.code-cache`;
 }
 
 /**
@@ -145,9 +142,9 @@ function bundleHashOf(bundleText: string): string {
  * output, so a bundle older than the entry is left from an earlier build, such as
  * when only tsc ran or a later build step failed.
  */
-function isNewerThanEntry(bundlePath: string): boolean {
+function isNewerThanEntry(bundleMtimeMs: number): boolean {
   try {
-    return statSync(bundlePath).mtimeMs >= statSync(ENTRY_PATH).mtimeMs;
+    return bundleMtimeMs >= statSync(ENTRY_PATH).mtimeMs;
   } catch {
     return false;
   }
@@ -161,9 +158,10 @@ function sha256(data: Buffer | string): Buffer {
  * Reads an optional file of the build. One that is not a regular file (a FIFO would
  * block the read) or cannot be read, for whatever reason, counts as missing.
  */
-function readOptionalFile(path: string): Buffer | undefined {
+function readOptionalFile(path: string): { bytes: Buffer; mtimeMs: number } | undefined {
   try {
-    return statSync(path).isFile() ? readFileSync(path) : undefined;
+    const info = statSync(path);
+    return info.isFile() ? { bytes: readFileSync(path), mtimeMs: info.mtimeMs } : undefined;
   } catch {
     return undefined;
   }

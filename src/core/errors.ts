@@ -50,8 +50,8 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-// Marks errors of this catalog across copies of this module: the bundled command line
-// and the HTTP layer it loads from dist/src each hold one.
+// Marks errors of this catalog across copies of this module, because the bundled command
+// line and the HTTP layer it loads from dist/src each contain one.
 const RETENTION_ERROR_BRAND = Symbol.for('audit-retention.RetentionError');
 
 /** An expected failure with a stable code and a message that names the value at fault. */

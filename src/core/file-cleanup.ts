@@ -1008,7 +1008,11 @@ async function readContentInto(file: LogFile, skipBytes: number, sink: DeletedLi
   const handle = await open(file.path, 'r');
   try {
     const raw = handle.createReadStream({ autoClose: false, start: 0 });
-    const stream = file.gzip ? raw.pipe((await import('node:zlib')).createGunzip()) : raw;
+    let stream: NodeJS.ReadableStream = raw;
+    if (file.gzip) {
+      const { createGunzip } = await import('node:zlib');
+      stream = raw.pipe(createGunzip());
+    }
     let skip = skipBytes;
     for await (const piece of stream as AsyncIterable<Buffer>) {
       if (skip >= piece.length) {

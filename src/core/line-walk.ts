@@ -142,8 +142,9 @@ export function acquireScanBuffers(count: number, size: number): ScanBuffers {
     Atomics.store(header, HEADER_SLOTS_TAKEN, 0);
     Atomics.add(header, HEADER_GENERATION, 1);
   } else {
+    const pages = Math.ceil(usedBytes / WASM_PAGE_BYTES);
     try {
-      memory = new WebAssembly.Memory({ initial: Math.ceil(usedBytes / WASM_PAGE_BYTES), maximum: Math.ceil(usedBytes / WASM_PAGE_BYTES), shared: true });
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     } catch {
       return plain();
     }
