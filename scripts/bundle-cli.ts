@@ -1,7 +1,7 @@
 /**
  * Bundles the compiled command line into dist/cli/audit-retention.cjs and records
  * V8's code cache of it by running a few commands on a small generated log. The
- * installed command (src/bin.cts) loads both, and src/launcher.cts says why.
+ * installed command (src/bin.cts) loads both, and src/launcher.cts explains why.
  * `npm run build` runs this script after tsc.
  */
 
