@@ -4,16 +4,30 @@
  */
 
 import assert from 'node:assert/strict';
-import { appendFile, readFile, rename, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFile, open, readFile, rename, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-
-import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
-import { collectStats } from '../src/core/stats.js';
-import { ScanIndex } from '../src/core/scan-index.js';
-import { DAY_MS, NOW_MS, daysAgo, defaultProfile, recordLine, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
-import { open } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
+
+import { runCleanup, type CleanupOutcome, type CleanupRequest } from '../src/core/cleanup.js';
+import { WINDOW_MS } from '../src/core/line-processor.js';
+import { ScanIndex } from '../src/core/scan-index.js';
+import { collectStats } from '../src/core/stats.js';
+import {
+  DAY_MS,
+  NOW_MS,
+  daysAgo,
+  defaultProfile,
+  recordLine,
+  referenceCleanup,
+  temporaryDirectory,
+  testSettings,
+  writeConfig,
+  writeText,
+  type ReferenceRetention,
+} from './helpers.js';
 
 interface Setup {
   configPath: string;
@@ -27,7 +41,7 @@ async function setupLog(t: TestContext): Promise<Setup> {
   // Old segment: all expired. Middle segment: straddles the 90-day cutoff. New segment: all kept.
   await writeText(join(logDirectory, 'logs-20250101T000000.jsonl'), recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(200) }));
   let middle = '';
-  for (let hour = -48; hour <= 48; hour++) {
+  for (let hour = -48; hour <= 24 * 5; hour++) {
     middle += recordLine({ timestamp: daysAgo(90, hour * 3_600_000) });
   }
   middle += 'not json\n';
@@ -65,8 +79,8 @@ test('index follows a later clock', async (t) => {
   const setup = await setupLog(t);
   await run(setup, true);
 
-  // Within the remembered day after the cutoff, the index still decides, and exactly.
-  for (const laterMs of [NOW_MS + 1, NOW_MS + 3_600_000, NOW_MS + 12 * 3_600_000 + 1, NOW_MS + DAY_MS - 1]) {
+  // Within the remembered days after the cutoff, the index still decides, and exactly.
+  for (const laterMs of [NOW_MS + 1, NOW_MS + 3_600_000, NOW_MS + 12 * 3_600_000 + 1, NOW_MS + DAY_MS, NOW_MS + WINDOW_MS]) {
     const cached = await run(setup, true, laterMs);
     const scanned = await run(setup, true, laterMs, false);
     assert.deepEqual(deleted(cached), deleted(scanned), `at +${laterMs - NOW_MS} ms`);
@@ -74,9 +88,10 @@ test('index follows a later clock', async (t) => {
   }
 
   // Past the window the straddling file is read again.
-  const farLater = await run(setup, true, NOW_MS + 1.5 * DAY_MS);
+  const pastWindowMs = NOW_MS + WINDOW_MS + DAY_MS / 2;
+  const farLater = await run(setup, true, pastWindowMs);
   assert.equal(fromIndex(farLater)['logs-20260901T000000.jsonl'], false);
-  assert.deepEqual(deleted(farLater), deleted(await run(setup, true, NOW_MS + 1.5 * DAY_MS, false)));
+  assert.deepEqual(deleted(farLater), deleted(await run(setup, true, pastWindowMs, false)));
 });
 
 test('real run removes indexed expired file', async (t) => {
@@ -331,4 +346,152 @@ test('indexed gzip dry run sizes the rewrite', async (t) => {
   assert.deepEqual(sizes(second), sizes(first));
   assert.deepEqual(sizes(real), sizes(first));
   assert.ok(sizes(first)[0]![1]! < sizes(first)[0]![0]!);
+});
+
+// A real run on a file that the index knows stops deciding lines once it has deleted
+// as many expired records as the index counts, and copies the rest as it is.
+
+/** Retention of the straddling log below: two cutoffs three days apart. */
+const TWO_CUTOFFS: ReferenceRetention = { bySchema: { 'auth.events': 93 }, defaultDays: 90 };
+
+/**
+ * `count` records spread over the ten days around both cutoffs, a third of them
+ * `auth.events`; every seventh record is ten minutes late, as with several writers.
+ * Malformed and blank lines are spread between them.
+ */
+function straddlingLog(count: number): Buffer {
+  const stepMs = (10 * DAY_MS) / count;
+  const lines: string[] = [];
+  for (let step = 0; step < count; step++) {
+    const instantMs = NOW_MS - 95 * DAY_MS + Math.round(step * stepMs) + (step % 7 === 3 ? 600_000 : 0);
+    const schemaName = step % 3 === 0 ? 'auth.events' : 'mxcp.endpoints';
+    lines.push(recordLine({ timestamp: new Date(instantMs).toISOString(), schema_name: schemaName }));
+    if (step % 97 === 0) lines.push('not json\n');
+    if (step % 131 === 0) lines.push('\n');
+  }
+  return Buffer.from(lines.join(''));
+}
+
+type RunLimits = Pick<CleanupRequest, 'chunkBytes' | 'maxLineBytes' | 'scanHelper' | 'awaitScanHelper'>;
+
+/** A log with one file, `content`, and a cleanup function for it. */
+async function straddlingSetup(t: TestContext, content: Buffer, limits: RunLimits = {}) {
+  const directory = await temporaryDirectory(t);
+  const configPath = await writeConfig(directory, 'retention:\n  auth.events: 93');
+  const path = join(directory, 'audit', 'logs-20260901T000000.jsonl');
+  await writeText(path, content);
+  const profile = defaultProfile(testSettings(configPath));
+  const cleanup = (nowMs: number, dryRun: boolean, useIndex = true): Promise<CleanupOutcome> =>
+    runCleanup({ profile, dryRun, nowMs, ...limits, ...(useIndex ? {} : { index: null }) });
+  return { path, lockPath: `${profile.logPath}.lock`, cleanup };
+}
+
+/** What a report says about its only file, apart from how it was found. */
+function fileFacts(outcome: CleanupOutcome) {
+  const result = outcome.files[0]!;
+  const tally = result.tally;
+  return {
+    action: result.action,
+    bytesAfter: result.bytesAfter,
+    records: tally.records,
+    deleted: deleted(outcome),
+    malformed: tally.malformed,
+    malformedByKind: tally.malformedByKind,
+    blankLines: tally.blankLines,
+  };
+}
+
+/** Offset just past the last line of `content` that a cleanup at `nowMs` deletes. */
+function endOfLastExpired(content: Buffer, nowMs: number): number {
+  let end = 0;
+  for (let start = 0; start < content.length; ) {
+    const lineEnd = content.indexOf(0x0a, start) + 1;
+    if (Object.keys(referenceCleanup(content.subarray(start, lineEnd), TWO_CUTOFFS, nowMs).deleted).length > 0) {
+      end = lineEnd;
+    }
+    start = lineEnd;
+  }
+  return end;
+}
+
+/** Checks that a real run decided lines only up to the chunk that holds the last expired record. */
+function assertStoppedEarly(outcome: CleanupOutcome, before: Buffer, nowMs: number, chunkBytes: number): void {
+  const undecidedBytes = outcome.files[0]!.undecidedBytes ?? 0;
+  const afterLastExpired = before.length - endOfLastExpired(before, nowMs);
+  assert.ok(afterLastExpired > before.length / 4, 'the test needs kept lines after the last expired record');
+  assert.ok(undecidedBytes >= afterLastExpired - chunkBytes, `${undecidedBytes} bytes undecided, ${afterLastExpired} after the last expired record`);
+}
+
+/** Checks that the index entry of the file now decides a later dry run exactly as a scan does. */
+async function assertEntryExact(cleanup: (nowMs: number, dryRun: boolean, useIndex?: boolean) => Promise<CleanupOutcome>, nowMs: number): Promise<void> {
+  const cached = await cleanup(nowMs, true);
+  const scanned = await cleanup(nowMs, true, false);
+  assert.equal(cached.files[0]!.fromIndex, true);
+  assert.deepEqual(fileFacts(cached), fileFacts(scanned));
+}
+
+for (const laterDays of [1, 2.5]) {
+  test(`run ${laterDays} days later stops after the last expired record`, async (t) => {
+    // A kept line longer than the scanner takes lies among the lines that are copied undecided.
+    const overlong = recordLine({ timestamp: daysAgo(80), padding: 'x'.repeat(10_000) });
+    const keptAfter = [80, 79, 78].map((days) => recordLine({ timestamp: daysAgo(days) })).join('');
+    const content = Buffer.concat([straddlingLog(2000), Buffer.from(overlong + keptAfter)]);
+    const { path, cleanup } = await straddlingSetup(t, content, { chunkBytes: 4096, maxLineBytes: 8192 });
+    const laterMs = NOW_MS + laterDays * DAY_MS;
+    await cleanup(NOW_MS, false);
+    const before = referenceCleanup(content, TWO_CUTOFFS, NOW_MS).kept;
+    const expected = referenceCleanup(before, TWO_CUTOFFS, laterMs);
+
+    const preview = await cleanup(laterMs, true);
+    const real = await cleanup(laterMs, false);
+
+    assertStoppedEarly(real, before, laterMs, 4096);
+    assert.deepEqual(await readFile(path), expected.kept);
+    assert.deepEqual(deleted(real), expected.deleted);
+    assert.deepEqual(fileFacts(real), fileFacts(preview));
+    assert.deepEqual(real.files[0]!.tally.malformedByKind, { not_json: 21, too_long: 1 });
+    await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
+  });
+}
+
+test('scan helper thread stops with the index too', async (t) => {
+  // About 8 MiB in chunks of 1 MiB, so the helper thread scans half of each chunk.
+  const content = straddlingLog(40_000);
+  const { path, cleanup } = await straddlingSetup(t, content, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper: true });
+  const laterMs = NOW_MS + DAY_MS;
+  await cleanup(NOW_MS, false);
+  const before = referenceCleanup(content, TWO_CUTOFFS, NOW_MS).kept;
+  const expected = referenceCleanup(before, TWO_CUTOFFS, laterMs);
+
+  const real = await cleanup(laterMs, false);
+
+  assertStoppedEarly(real, before, laterMs, 1024 * 1024);
+  assert.deepEqual(await readFile(path), expected.kept);
+  assert.deepEqual(deleted(real), expected.deleted);
+  await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
+});
+
+test('lines appended during an index-led rewrite are decided', { timeout: 60_000 }, async (t) => {
+  const content = straddlingLog(2000);
+  const { path, lockPath, cleanup } = await straddlingSetup(t, content, { chunkBytes: 4096 });
+  const laterMs = NOW_MS + DAY_MS;
+  await cleanup(NOW_MS, false);
+  const appended = recordLine({ timestamp: daysAgo(200) }) + recordLine({ timestamp: daysAgo(1) }) + 'not json\n' + recordLine({ timestamp: daysAgo(120), schema_name: 'auth.events' });
+  const before = referenceCleanup(content, TWO_CUTOFFS, NOW_MS).kept;
+  const expected = referenceCleanup(Buffer.concat([before, Buffer.from(appended)]), TWO_CUTOFFS, laterMs);
+
+  // A second process holds the log's lock, so the cleanup scans and then waits; the process appends, then lets go.
+  const appendedPath = `${path}.appended`;
+  await writeFile(appendedPath, appended);
+  const writer = spawn('flock', [lockPath, 'sh', '-c', 'echo locked; sleep 1; cat "$1" >> "$2"', 'sh', appendedPath, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => writer.kill());
+  await once(writer.stdout, 'data');
+  const real = await cleanup(laterMs, false);
+
+  assert.ok(real.files[0]!.lockWaitMs! > 0);
+  assertStoppedEarly(real, before, laterMs, 4096);
+  assert.deepEqual(await readFile(path), expected.kept);
+  assert.deepEqual(deleted(real), expected.deleted);
+  assert.equal(real.files[0]!.tally.malformed, 22);
+  await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
 });

@@ -12,7 +12,7 @@ import type { ProfileSettings } from '../config/load.js';
 import { ArchiveSink, archiveName, newRunId, publishLeftoverStaging, type CleanupArchiveFormat } from './archive-sink.js';
 import { fsyncDirectory, removeLeftoverTemporaries } from './durable.js';
 import { ErrorCode, fromFileSystemError, type RetentionError } from './errors.js';
-import { DEFAULT_CHUNK_BYTES, READ_BUFFER_COUNT, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult } from './file-cleanup.js';
+import { DEFAULT_CHUNK_BYTES, READ_BUFFER_COUNT, applyCachedTally, cleanupFile, type DeletedLinesSink, type FileCleanupOptions, type FileResult, type IndexedFile } from './file-cleanup.js';
 import { DeletedLinesDigest, ThreadedDigest, type RunDigest } from './digest.js';
 import { appendCleanupRecord, type CleanupHistoryRecord } from './history.js';
 import { acquireScanBuffers, type ScanBuffers } from './line-walk.js';
@@ -154,6 +154,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
   let helper: ScanHelper | null = null;
   // Set by the readBuffers getter below, which control-flow analysis does not follow.
   let scanBuffers = null as ScanBuffers | null;
+  const pendingCloses: Promise<void>[] = [];
   let releaseRunLock: (() => Promise<void>) | null = null;
   let lock: LogLock | null = null;
   try {
@@ -215,6 +216,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       writerProbe,
       countFacets,
       deletedLines: digest === null ? null : bothSinks(digest, archiveSink),
+      pendingCloses,
     };
 
     for (const [position, plan] of plans.entries()) {
@@ -256,6 +258,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
       deletedSha256 = await digest.digest();
     }
   } finally {
+    await Promise.all(pendingCloses);
     await digest?.close();
     await archiveSink?.close();
     await helper?.close();
@@ -377,37 +380,44 @@ async function recordInHistory(outcome: CleanupOutcome, deletedSha256: string, r
   }
 }
 
-/** One file's state before the run, and the tally its index entry gives when that suffices. */
+/** One file's state before the run, and what its index entry tells about it. */
 interface FilePlan {
   file: LogFile;
   state: FileState | null;
   /** Tally from the index at this run's cutoffs; null when the file must be read. */
   cached: FileTally | null;
+  /** For a file that the real run must rewrite: the index's tally, so the scan can stop after the last expired record. */
+  expected: IndexedFile | null;
 }
 
 /**
  * Looks the file up in the index. A fresh entry from a complete scan decides a file
  * with nothing expired, a file whose content is all expired records, and, for a dry
- * run, any file whose expired count the entry can compute. Everything else is read.
+ * run, any file whose expired count the entry can compute. Everything else is read;
+ * a plain file that the real run rewrites is read with the entry's tally as `expected`.
  */
 async function planFile(file: LogFile, index: ScanIndex | null, rules: RetentionRules, dryRun: boolean): Promise<FilePlan> {
   const state = await fileState(file.path);
   const summary = index?.get(file.name);
   if (state === null || summary === undefined || !summary.fullScan || (await freshness(summary, file.path, state)) !== 'fresh') {
-    return { file, state, cached: null };
+    return { file, state, cached: null, expected: null };
   }
 
   const tally = tallyFromSummary(summary, rules);
   if (tally === null) {
-    return { file, state, cached: null };
+    return { file, state, cached: null, expected: null };
   }
-  const decidable = dryRun || tally.expired === 0 || tally.keptBytes === 0;
-  return { file, state, cached: decidable ? tally : null };
+  if (dryRun || tally.expired === 0 || tally.keptBytes === 0) {
+    return { file, state, cached: tally, expected: null };
+  }
+  // A last line without a line feed may be completed by a writer while the scan runs, so such a file is read whole.
+  const expected = file.gzip || summary.partialTailBytes > 0 ? null : { state, tally };
+  return { file, state, cached: null, expected };
 }
 
 /** Carries out one plan: from the index where it can, else by reading the file; then updates the index. */
 async function runPlan(plan: FilePlan, options: FileCleanupOptions, index: ScanIndex | null): Promise<FileResult> {
-  const { file, state, cached } = plan;
+  const { file, state, cached, expected } = plan;
   if (cached !== null && state !== null) {
     const decided = await applyCachedTally(file, state, cached, options);
     if (decided !== null) {
@@ -415,7 +425,7 @@ async function runPlan(plan: FilePlan, options: FileCleanupOptions, index: ScanI
     }
   }
 
-  const result = await cleanupFile(file, options);
+  const result = await cleanupFile(file, options, expected);
   if (index === null) {
     return result;
   }

@@ -66,6 +66,8 @@ export interface FileResult {
   skipReason: string | null;
   /** True when the scan index decided the file, so it was not read. */
   fromIndex?: boolean;
+  /** Bytes copied without deciding their lines, because the index showed that no expired record was left in them. */
+  undecidedBytes?: number;
   /**
    * State of the new file right after the rename, taken under the lock, for `rewritten`.
    * While the file still has this state, it contains exactly the kept lines of the tally.
@@ -103,6 +105,17 @@ export interface FileCleanupOptions {
    * run: a hash for the cleanup history, and the archive's staging file.
    */
   deletedLines?: DeletedLinesSink | null | undefined;
+  /** Closes of replaced originals still in flight, which the run awaits before it ends. */
+  pendingCloses?: Promise<void>[] | undefined;
+}
+
+/**
+ * What the scan index knows of a plain file that a real run rewrites: the file's state
+ * when its entry was found fresh, and the entry's tally at this run's cutoffs.
+ */
+export interface IndexedFile {
+  state: FileState;
+  tally: FileTally;
 }
 
 /** Consumer of deleted lines; `flush` makes them durable before the file is replaced. */
@@ -165,10 +178,14 @@ function balanceShare(helper: ScanHelper, localBytes: number, localMs: number, r
 /** Thrown inside a job when the file must be left untouched; not an error of the run. */
 class FileSkipped extends Error {}
 
-/** Cleans one file. Failures come back as `action: 'failed'` with the error, never as a throw. */
-export async function cleanupFile(file: LogFile, options: FileCleanupOptions): Promise<FileResult> {
+/**
+ * Cleans one file. Failures come back as `action: 'failed'` with the error, never as a throw.
+ * With `indexed`, a plain file's scan stops deciding lines once it has deleted every
+ * expired record that the index counts, and copies the rest as it is.
+ */
+export async function cleanupFile(file: LogFile, options: FileCleanupOptions, indexed: IndexedFile | null = null): Promise<FileResult> {
   const processor = new LineProcessor(options.scanner, options.rules, options.countFacets ?? false);
-  const job = file.gzip ? new GzipFileJob(file, options, processor) : new PlainFileJob(file, options, processor);
+  const job = file.gzip ? new GzipFileJob(file, options, processor) : new PlainFileJob(file, options, processor, indexed);
   try {
     const result = await job.run();
     // Another thread may still read the shared buffers; the next file must not refill them before it is done.
@@ -204,16 +221,21 @@ abstract class FileJob {
   constructor(
     protected readonly file: LogFile,
     protected readonly options: FileCleanupOptions,
-    protected readonly processor: LineProcessor,
+    protected processor: LineProcessor,
   ) {}
 
   abstract run(): Promise<FileResult>;
+
+  /** Counts of the whole file as far as it was read. */
+  protected get tally(): FileTally {
+    return this.processor.tally;
+  }
 
   protected result(action: FileAction, bytesAfter: number): FileResult {
     return {
       file: this.file,
       action,
-      tally: this.processor.tally,
+      tally: this.tally,
       bytesBefore: this.bytesBefore,
       bytesAfter,
       skipReason: null,
@@ -358,6 +380,12 @@ abstract class FileJob {
     await this.closeSource();
   }
 
+  /** Starts closing the source without waiting; the run waits for it before it ends. */
+  protected closeSourceLater(): void {
+    const closing = this.closeSource();
+    this.options.pendingCloses?.push(closing);
+  }
+
   protected async closeSource(): Promise<void> {
     await this.source?.close().catch(() => undefined);
     this.source = null;
@@ -392,20 +420,58 @@ class PlainFileJob extends FileJob {
   private readonly bufferWrites: Promise<void>[];
   private ownership = { mode: 0o644, uid: 0, gid: 0 };
 
-  constructor(file: LogFile, options: FileCleanupOptions, processor: LineProcessor) {
+  /** Deleted lines and their bytes so far, compared with the index's expired records. */
+  private deletedLines = 0;
+  private deletedBytes = 0;
+  /**
+   * File offset up to which lines are copied without deciding them, once every expired
+   * record that the index counts has been deleted; 0 until then. It is the file's size
+   * at indexing, so lines appended since are decided as usual.
+   */
+  private undecidedEnd = 0;
+  /** File offset where the undecided copy began. */
+  private undecidedFrom = 0;
+  /** Tally of the lines decided before the undecided copy began. */
+  private prefixTally: FileTally | null = null;
+  /** The index's tally with the counts of lines decided after the undecided copy; computed once per scan. */
+  private combinedTally: FileTally | null = null;
+
+  constructor(
+    file: LogFile,
+    options: FileCleanupOptions,
+    processor: LineProcessor,
+    private indexed: IndexedFile | null,
+  ) {
     super(file, options, processor);
     const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     this.buffers = options.readBuffers !== undefined ? [...options.readBuffers] : Array.from({ length: READ_BUFFER_COUNT }, () => Buffer.allocUnsafe(chunkBytes));
     this.bufferWrites = this.buffers.map(() => Promise.resolve());
   }
 
+  protected override result(action: FileAction, bytesAfter: number): FileResult {
+    const undecidedBytes = this.prefixTally === null ? 0 : this.undecidedEnd - this.undecidedFrom;
+    return { ...super.result(action, bytesAfter), undecidedBytes };
+  }
+
+  protected override get tally(): FileTally {
+    if (this.prefixTally === null) {
+      return this.processor.tally;
+    }
+    this.combinedTally ??= combineTallies(this.indexed!.tally, this.prefixTally, this.processor.tally, this.options.rules);
+    return this.combinedTally;
+  }
+
   async run(): Promise<FileResult> {
     const { identity, mode, uid, gid } = await this.openSource();
     this.ownership = { mode, uid, gid };
     const { dryRun, lock } = this.options;
-    const tally = this.processor.tally;
+    await this.dropIndexedUnlessOpened(identity);
 
     await this.scanToEnd(dryRun);
+    if (this.prefixTally !== null && this.readPosition < this.undecidedEnd) {
+      throw new FileSkipped(`truncated from ${this.undecidedEnd} to ${this.readPosition} bytes during the cleanup; the next run cleans it`);
+    }
+    let tally = this.tally;
 
     if (tally.expired === 0) {
       // The real run stops here too, so it reports a last line without a line feed as the dry run does.
@@ -431,6 +497,7 @@ class PlainFileJob extends FileJob {
       this.stage = 'read';
       await this.scanToEnd(true);
       await this.finishOutput();
+      tally = this.tally;
 
       const keepNothing = tally.keptBytes === 0;
       const bytesAfter = keepNothing ? 0 : this.staged!.position;
@@ -438,9 +505,59 @@ class PlainFileJob extends FileJob {
         await this.verifyOutputSize(tally.keptBytes + tally.bomBytes);
       }
       await this.replaceOriginal(keepNothing);
-      await this.closeSource();
+      // Closing the last descriptor of the replaced original frees its blocks, which takes tens
+      // of ms for a large file; neither the writers waiting for the lock nor the next file wait for it.
+      this.closeSourceLater();
       return this.result(keepNothing ? 'removed' : 'rewritten', bytesAfter);
     });
+  }
+
+  /** Counts bytes of an overlong line as kept, unless the index's tally already counts them. */
+  private countKeptUnscanned(bytes: number): void {
+    if (this.bufferOffset >= this.undecidedEnd) {
+      this.processor.tally.keptBytes += bytes;
+    }
+  }
+
+  /** Forgets the index's tally unless the opened file is still in the state that the index saw. */
+  private async dropIndexedUnlessOpened(identity: FileIdentity): Promise<void> {
+    if (this.indexed === null) {
+      return;
+    }
+    const now = await fileState(this.file.path);
+    if (now === null || now.dev !== identity.dev || now.ino !== identity.ino || !sameState(now, this.indexed.state)) {
+      this.indexed = null;
+    }
+  }
+
+  /**
+   * Counts the deletions of the region `[start, end)` of the current buffer, just
+   * decided, and once they reach the expired records and bytes of the index's tally,
+   * schema by schema, starts the undecided copy after the region: no expired record
+   * is left before the file's indexed end.
+   */
+  private async countDeletions(deleted: number, start: number, end: number, keptRuns: readonly number[]): Promise<void> {
+    const indexed = this.indexed;
+    if (indexed === null || this.prefixTally !== null) {
+      return;
+    }
+    this.deletedLines += deleted;
+    this.deletedBytes += end - start - runBytes(keptRuns);
+    if (this.deletedLines !== indexed.tally.expired || this.deletedBytes !== indexed.tally.expiredBytes) {
+      return;
+    }
+
+    await this.collectHelperTally();
+    if (!sameExpired(this.processor.tally, indexed.tally)) {
+      // The index disagrees with the file; the scan goes on and decides every line.
+      this.indexed = null;
+      return;
+    }
+    this.prefixTally = this.processor.tally;
+    this.processor = new LineProcessor(this.options.scanner, this.options.rules, this.options.countFacets ?? false);
+    this.processor.continueFile();
+    this.undecidedFrom = this.bufferOffset + end;
+    this.undecidedEnd = indexed.state.size;
   }
 
   /**
@@ -448,6 +565,7 @@ class PlainFileJob extends FileJob {
    * a last line without a line feed is treated as the file's tail and kept.
    */
   private async scanToEnd(final: boolean): Promise<void> {
+    this.combinedTally = null;
     let pendingRead = this.readInto(this.current, this.carry);
     this.pendingRead = pendingRead;
 
@@ -492,11 +610,17 @@ class PlainFileJob extends FileJob {
       if (this.inOverlongLine) {
         // The rest of an overlong line runs up to the first line feed; it is kept as it is.
         start = buffer.indexOf(LINE_FEED) + 1;
-        this.processor.tally.keptBytes += start;
+        this.countKeptUnscanned(start);
         this.inOverlongLine = false;
         if (this.outputStarted) {
           this.queueRuns(buffer, [0, start], this.bufferOffset, 0);
         }
+      }
+      if (start <= lastLineFeed && this.bufferOffset + start < this.undecidedEnd) {
+        // Lines before the indexed end hold no expired record any more: they are kept as they are.
+        const undecidedTo = Math.min(lastLineFeed + 1, this.undecidedEnd - this.bufferOffset);
+        this.queueRuns(buffer, [start, undecidedTo], this.bufferOffset, start);
+        start = undecidedTo;
       }
       if (start <= lastLineFeed) {
         const { deleted, keptRuns } = await this.decideLines(buffer, start, lastLineFeed + 1);
@@ -511,6 +635,7 @@ class PlainFileJob extends FileJob {
           }
           await this.options.deletedLines?.drain?.();
         }
+        await this.countDeletions(deleted, start, lastLineFeed + 1, keptRuns);
       }
 
       this.current = other;
@@ -597,9 +722,11 @@ class PlainFileJob extends FileJob {
     // The line exceeds MAX_LINE_BYTES: keep it unscanned, counted once as malformed.
     if (!this.inOverlongLine) {
       this.inOverlongLine = true;
-      this.processor.countOverlongLine();
+      if (this.bufferOffset >= this.undecidedEnd) {
+        this.processor.countOverlongLine();
+      }
     }
-    this.processor.tally.keptBytes += filled;
+    this.countKeptUnscanned(filled);
     if (this.outputStarted) {
       await this.settleWrites();
       this.queueRuns(buffer, [0, filled], this.bufferOffset, 0);
@@ -613,7 +740,7 @@ class PlainFileJob extends FileJob {
   private finishTail(buffer: Buffer): void {
     const length = this.carry;
     if (this.inOverlongLine) {
-      this.processor.tally.keptBytes += length;
+      this.countKeptUnscanned(length);
     } else {
       this.processor.finishTail(length);
     }
@@ -702,6 +829,42 @@ class PlainFileJob extends FileJob {
     await this.quiesce();
     await super.abort();
   }
+}
+
+/** Total length of start/end pairs. */
+function runBytes(runs: readonly number[]): number {
+  let bytes = 0;
+  for (let index = 0; index < runs.length; index += 2) {
+    bytes += runs[index + 1]! - runs[index]!;
+  }
+  return bytes;
+}
+
+/** True when both tallies have the same expired records and bytes in every schema. */
+function sameExpired(scanned: FileTally, indexed: FileTally): boolean {
+  const expiredOf = (tally: FileTally): string =>
+    JSON.stringify(
+      [...tally.schemas]
+        .filter(([, schema]) => schema.expired > 0)
+        .map(([key, schema]) => [key, schema.expired, schema.expiredBytes])
+        .sort(([left], [right]) => (String(left) < String(right) ? -1 : 1)),
+    );
+  return expiredOf(scanned) === expiredOf(indexed);
+}
+
+/**
+ * Adds the counts of the lines appended after the indexed end to the index's counts of
+ * the file as indexed. Where the first line went and whether the file ends in a partial
+ * line are facts of the scan, so they come from `prefix` and `appended`.
+ */
+function combineTallies(indexed: FileTally, prefix: FileTally, appended: FileTally, rules: RetentionRules): FileTally {
+  const combined = new FileTally(false);
+  combined.merge(indexed.serialize(), rules);
+  combined.merge(appended.serialize(), rules);
+  combined.bomBytes = indexed.bomBytes;
+  combined.partialTailBytes = appended.partialTailBytes;
+  combined.firstLineDeleted = prefix.firstLineDeleted;
+  return combined;
 }
 
 /**

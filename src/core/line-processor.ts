@@ -35,11 +35,13 @@ export interface SchemaTally {
 }
 
 /**
- * Span after the cutoff whose record instants a scan remembers, in ms: one day,
- * so a dry run or stats call repeated within a day needs no rescan of a file that
- * straddles the cutoff.
+ * Span after the cutoff whose record instants a scan remembers, in ms: three days.
+ * Within it, a dry run or stats call needs no rescan of a file that straddles the
+ * cutoff. A daily real run, even one that starts some minutes late, then gets from
+ * the index how many records of such a file expire, and stops deciding lines after
+ * the last one.
  */
-export const WINDOW_MS = 86_400_000;
+export const WINDOW_MS = 3 * 86_400_000;
 
 /**
  * Maximum instants remembered per schema and file (512 KiB of numbers). Past it the

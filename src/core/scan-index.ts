@@ -431,8 +431,28 @@ export class ScanIndex {
 }
 
 /**
+ * The records of an entry's window that a cutoff at `cutoffMs` keeps. The window lists
+ * every record in [its cutoff, its end). Outside that span the result is the empty
+ * window [cutoffMs, cutoffMs), because that holds for any file.
+ */
+function keptWindow(schema: SchemaSummary, cutoffMs: number): { instants: number[]; lineBytes: number[]; endMs: number } {
+  if (cutoffMs < schema.cutoffMs || cutoffMs > schema.windowEndMs) {
+    return { instants: [], lineBytes: [], endMs: cutoffMs };
+  }
+  const instants: number[] = [];
+  const lineBytes: number[] = [];
+  for (const [instantMs, bytes] of schema.window) {
+    if (instantMs >= cutoffMs) {
+      instants.push(instantMs);
+      lineBytes.push(bytes);
+    }
+  }
+  return { instants, lineBytes, endMs: schema.windowEndMs };
+}
+
+/**
  * Rebuilds a file's tally from its entry at the cutoffs of `rules`, as a scan would
- * give it. Returns null when some schema's expired count needs a scan.
+ * give it, window included. Returns null when some schema's expired count needs a scan.
  */
 export function tallyFromSummary(summary: FileSummary, rules: RetentionRules): FileTally | null {
   const tally = new FileTally(summary.facets !== null);
@@ -442,6 +462,7 @@ export function tallyFromSummary(summary: FileSummary, rules: RetentionRules): F
     if (expired === null) {
       return null;
     }
+    const window = keptWindow(schema, rule.cutoffMs);
     tally.schemas.set(rule.key, {
       rule,
       schemaVersion: schema.schemaVersion,
@@ -451,9 +472,9 @@ export function tallyFromSummary(summary: FileSummary, rules: RetentionRules): F
       expiredBytes: expired.bytes,
       earliestMs: schema.earliestMs,
       latestMs: schema.latestMs,
-      window: [],
-      windowBytes: [],
-      windowEndMs: rule.cutoffMs,
+      window: window.instants,
+      windowBytes: window.lineBytes,
+      windowEndMs: window.endMs,
     });
     tally.records += schema.records;
     tally.expired += expired.records;
