@@ -452,9 +452,11 @@ function keptWindow(schema: SchemaSummary, cutoffMs: number): { instants: number
 
 /**
  * Rebuilds a file's tally from its entry at the cutoffs of `rules`, as a scan would
- * give it, window included. Returns null when some schema's expired count needs a scan.
+ * give it. Returns null when some schema's expired count needs a scan. The window,
+ * which only the entry of a rewritten file needs, is copied when `withWindow` is set;
+ * otherwise each schema gets the empty window at its cutoff.
  */
-export function tallyFromSummary(summary: FileSummary, rules: RetentionRules): FileTally | null {
+export function tallyFromSummary(summary: FileSummary, rules: RetentionRules, withWindow = false): FileTally | null {
   const tally = new FileTally(summary.facets !== null);
   for (const schema of summary.schemas) {
     const rule = rules.ruleFor(schema.schemaName, schema.schemaVersion);
@@ -462,7 +464,7 @@ export function tallyFromSummary(summary: FileSummary, rules: RetentionRules): F
     if (expired === null) {
       return null;
     }
-    const window = keptWindow(schema, rule.cutoffMs);
+    const window = withWindow ? keptWindow(schema, rule.cutoffMs) : { instants: [], lineBytes: [], endMs: rule.cutoffMs };
     tally.schemas.set(rule.key, {
       rule,
       schemaVersion: schema.schemaVersion,
