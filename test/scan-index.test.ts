@@ -355,9 +355,9 @@ test('indexed gzip dry run sizes the rewrite', async (t) => {
 const TWO_CUTOFFS: ReferenceRetention = { bySchema: { 'auth.events': 93 }, defaultDays: 90 };
 
 /**
- * `count` records spread over the ten days around both cutoffs, a third of them
- * `auth.events`; every seventh record is ten minutes late, as with several writers.
- * Malformed and blank lines are spread between them.
+ * Builds `count` records over the ten days around both cutoffs, a third of them
+ * `auth.events`. Every seventh record is ten minutes late, as with several writers,
+ * and malformed and blank lines lie between them.
  */
 function straddlingLog(count: number): Buffer {
   const stepMs = (10 * DAY_MS) / count;
@@ -374,7 +374,7 @@ function straddlingLog(count: number): Buffer {
 
 type RunLimits = Pick<CleanupRequest, 'chunkBytes' | 'maxLineBytes' | 'scanHelper' | 'awaitScanHelper'>;
 
-/** A log with one file, `content`, and a cleanup function for it. */
+/** Creates a log whose one file is `content`, and returns a cleanup function for it. */
 async function straddlingSetup(t: TestContext, content: Buffer, limits: RunLimits = {}) {
   const directory = await temporaryDirectory(t);
   const configPath = await writeConfig(directory, 'retention:\n  auth.events: 93');
@@ -386,7 +386,7 @@ async function straddlingSetup(t: TestContext, content: Buffer, limits: RunLimit
   return { path, lockPath: `${profile.logPath}.lock`, cleanup };
 }
 
-/** What a report says about its only file, apart from how it was found. */
+/** Returns the facts of a report's only file, apart from whether the index decided it. */
 function fileFacts(outcome: CleanupOutcome) {
   const result = outcome.files[0]!;
   const tally = result.tally;
@@ -401,7 +401,7 @@ function fileFacts(outcome: CleanupOutcome) {
   };
 }
 
-/** Offset just past the last line of `content` that a cleanup at `nowMs` deletes. */
+/** Returns the offset just past the last line of `content` that a cleanup at `nowMs` deletes. */
 function endOfLastExpired(content: Buffer, nowMs: number): number {
   let end = 0;
   for (let start = 0; start < content.length; ) {
@@ -431,7 +431,7 @@ async function assertEntryExact(cleanup: (nowMs: number, dryRun: boolean, useInd
 }
 
 for (const laterDays of [1, 2.5]) {
-  test(`run ${laterDays} days later stops after the last expired record`, async (t) => {
+  test(`early stop ${laterDays} days later`, async (t) => {
     // A kept line longer than the scanner takes lies among the lines that are copied undecided.
     const overlong = recordLine({ timestamp: daysAgo(80), padding: 'x'.repeat(10_000) });
     const keptAfter = [80, 79, 78].map((days) => recordLine({ timestamp: daysAgo(days) })).join('');
@@ -454,7 +454,7 @@ for (const laterDays of [1, 2.5]) {
   });
 }
 
-test('scan helper thread stops with the index too', async (t) => {
+test('early stop with helper thread', async (t) => {
   // About 8 MiB in chunks of 1 MiB, so the helper thread scans half of each chunk.
   const content = straddlingLog(40_000);
   const { path, cleanup } = await straddlingSetup(t, content, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper: true });
@@ -471,7 +471,7 @@ test('scan helper thread stops with the index too', async (t) => {
   await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
 });
 
-test('lines appended during an index-led rewrite are decided', { timeout: 60_000 }, async (t) => {
+test('early stop with appended lines', { timeout: 60_000 }, async (t) => {
   const content = straddlingLog(2000);
   const { path, lockPath, cleanup } = await straddlingSetup(t, content, { chunkBytes: 4096 });
   const laterMs = NOW_MS + DAY_MS;
@@ -480,7 +480,7 @@ test('lines appended during an index-led rewrite are decided', { timeout: 60_000
   const before = referenceCleanup(content, TWO_CUTOFFS, NOW_MS).kept;
   const expected = referenceCleanup(Buffer.concat([before, Buffer.from(appended)]), TWO_CUTOFFS, laterMs);
 
-  // A second process holds the log's lock, so the cleanup scans and then waits; the process appends, then lets go.
+  // A second process holds the log's lock, so the cleanup scans and then waits. The process appends, then releases the lock.
   const appendedPath = `${path}.appended`;
   await writeFile(appendedPath, appended);
   const writer = spawn('flock', [lockPath, 'sh', '-c', 'echo locked; sleep 1; cat "$1" >> "$2"', 'sh', appendedPath, path], { stdio: ['ignore', 'pipe', 'inherit'] });

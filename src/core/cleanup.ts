@@ -388,7 +388,7 @@ interface FilePlan {
   state: FileState | null;
   /** Tally from the index at this run's cutoffs; null when the file must be read. */
   cached: FileTally | null;
-  /** For a file that the real run must rewrite: the index's tally, so the scan can stop after the last expired record. */
+  /** Indexed state and tally of a file that the real run must rewrite, so that its scan can stop after the last expired record. */
   expected: IndexedFile | null;
 }
 

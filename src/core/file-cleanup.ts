@@ -424,9 +424,8 @@ class PlainFileJob extends FileJob {
   private deletedLines = 0;
   private deletedBytes = 0;
   /**
-   * File offset up to which lines are copied without deciding them, once every expired
-   * record that the index counts has been deleted; 0 until then. It is the file's size
-   * at indexing, so lines appended since are decided as usual.
+   * File offset up to which lines are copied without deciding them, 0 until every expired record
+   * that the index counts is deleted. It is the file's indexed size, so appended lines are decided.
    */
   private undecidedEnd = 0;
   /** File offset where the undecided copy began. */
@@ -549,7 +548,7 @@ class PlainFileJob extends FileJob {
 
     await this.collectHelperTally();
     if (!sameExpired(this.processor.tally, indexed.tally)) {
-      // The index disagrees with the file; the scan goes on and decides every line.
+      // The index disagrees with the file, so the scan goes on and decides every line.
       this.indexed = null;
       return;
     }
@@ -831,7 +830,7 @@ class PlainFileJob extends FileJob {
   }
 }
 
-/** Total length of start/end pairs. */
+/** Sums the lengths of start/end pairs. */
 function runBytes(runs: readonly number[]): number {
   let bytes = 0;
   for (let index = 0; index < runs.length; index += 2) {
@@ -840,16 +839,22 @@ function runBytes(runs: readonly number[]): number {
   return bytes;
 }
 
-/** True when both tallies have the same expired records and bytes in every schema. */
+/** Returns true when both tallies have the same expired records and bytes in every schema. */
 function sameExpired(scanned: FileTally, indexed: FileTally): boolean {
-  const expiredOf = (tally: FileTally): string =>
-    JSON.stringify(
-      [...tally.schemas]
-        .filter(([, schema]) => schema.expired > 0)
-        .map(([key, schema]) => [key, schema.expired, schema.expiredBytes])
-        .sort(([left], [right]) => (String(left) < String(right) ? -1 : 1)),
-    );
-  return expiredOf(scanned) === expiredOf(indexed);
+  const withExpired = (tally: FileTally): string[] => [...tally.schemas.keys()].filter((key) => tally.schemas.get(key)!.expired > 0);
+  const keys = withExpired(scanned);
+  if (keys.length !== withExpired(indexed).length) {
+    return false;
+  }
+
+  for (const key of keys) {
+    const left = scanned.schemas.get(key)!;
+    const right = indexed.schemas.get(key);
+    if (right === undefined || left.expired !== right.expired || left.expiredBytes !== right.expiredBytes) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /**

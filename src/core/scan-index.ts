@@ -431,7 +431,7 @@ export class ScanIndex {
 }
 
 /**
- * The records of an entry's window that a cutoff at `cutoffMs` keeps. The window lists
+ * Returns the records of an entry's window that a cutoff at `cutoffMs` keeps. The window lists
  * every record in [its cutoff, its end). Outside that span the result is the empty
  * window [cutoffMs, cutoffMs), because that holds for any file.
  */
@@ -452,9 +452,9 @@ function keptWindow(schema: SchemaSummary, cutoffMs: number): { instants: number
 
 /**
  * Rebuilds a file's tally from its entry at the cutoffs of `rules`, as a scan would
- * give it. Returns null when some schema's expired count needs a scan. The window,
- * which only the entry of a rewritten file needs, is copied when `withWindow` is set;
- * otherwise each schema gets the empty window at its cutoff.
+ * give it. Returns null when some schema's expired count needs a scan. Only the entry
+ * of a rewritten file needs the window, so it is copied only with `withWindow`. Without
+ * it, each schema gets the empty window at its cutoff.
  */
 export function tallyFromSummary(summary: FileSummary, rules: RetentionRules, withWindow = false): FileTally | null {
   const tally = new FileTally(summary.facets !== null);
