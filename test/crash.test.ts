@@ -3,8 +3,10 @@
  * it again, and checks after each kill that no kept record was lost or duplicated.
  *
  * The log has a fully expired segment, which the cleanup removes, and a segment of
- * a few MB whose first expired record comes after 30 % of its bytes. Kills thus land
- * in the scan before any copy, in the copy, in the fsync and rename, and after it.
+ * a few MB whose expired records lie between 30 % and 60 % of its bytes. Kills thus
+ * land in the scan before any copy, in the copy, in the fsync and rename, and after it.
+ * Every second kill hits a run on a warm scan index, left by a dry run, so that its
+ * scan stops after the last expired record and copies the rest undecided.
  * Before each kill the harness stops the process (SIGSTOP) and records the phase
  * from its open descriptors and the files on disk.
  *
@@ -61,7 +63,7 @@ function buildTemplate(): Template {
   const parts: string[] = [];
   let bytes = 0;
   for (let index = 0; bytes < LARGE_SEGMENT_BYTES; index++) {
-    const expired = bytes > LARGE_SEGMENT_BYTES * 0.3 && index % 3 === 0;
+    const expired = bytes > LARGE_SEGMENT_BYTES * 0.3 && bytes < LARGE_SEGMENT_BYTES * 0.6 && index % 3 === 0;
     const seq = `l-${index}`;
     const line = recordLine({ seq, timestamp: daysAgo(expired ? 60 : 1), padding: 'p'.repeat(400) });
     parts.push(line);
@@ -240,6 +242,10 @@ test(`cleanup survives ${ITERATIONS} kills`, async (t) => {
   const phases = new Map<Phase, number>();
   for (let iteration = 1; iteration <= ITERATIONS; iteration++) {
     await layDown(logDirectory, template);
+    if (iteration % 2 === 0) {
+      const dryRun = await runCli(['cleanup', '--dry-run', '--config', configPath]);
+      assert.equal(dryRun.code, 0, `kill ${iteration}: dry run for the warm index failed: ${dryRun.stderr}`);
+    }
     // Stratified over the median length of a complete run, so each phase gets kills in proportion to its length.
     const delayMs = ((strata[iteration - 1]! + random()) / ITERATIONS) * median(durations);
     const { phase, completeRunMs } = await killDuringCleanup(configPath, logDirectory, template, delayMs);
