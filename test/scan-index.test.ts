@@ -11,9 +11,17 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
+import { appendFileSync } from 'node:fs';
+
 import { runCleanup, type CleanupOutcome, type CleanupRequest } from '../src/core/cleanup.js';
+import { cleanupFile } from '../src/core/file-cleanup.js';
+import { discoverLayout } from '../src/core/layout.js';
 import { WINDOW_MS } from '../src/core/line-processor.js';
-import { ScanIndex } from '../src/core/scan-index.js';
+import { LogLock } from '../src/core/lock.js';
+import { OpenWriters } from '../src/core/open-writers.js';
+import { RetentionRules } from '../src/core/retention.js';
+import { ScanIndex, fileState, tallyFromSummary } from '../src/core/scan-index.js';
+import { LineScanner } from '../src/core/scanner.js';
 import { collectStats } from '../src/core/stats.js';
 import {
   DAY_MS,
@@ -494,4 +502,63 @@ test('early stop with appended lines', { timeout: 60_000 }, async (t) => {
   assert.deepEqual(deleted(real), expected.deleted);
   assert.equal(real.files[0]!.tally.malformed, 22);
   await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
+});
+
+test('early stop with mid-scan append', async (t) => {
+  // The last expired record ends the file, and records are appended while the scan runs, so the
+  // read that brings that record also brings them. Only the records up to the indexed end count.
+  const kept = Array.from({ length: 60 }, (_, index) => recordLine({ timestamp: daysAgo(80, index * 60_000), padding: 'k'.repeat(150) })).join('');
+  const content = recordLine({ timestamp: daysAgo(120) }) + kept + recordLine({ timestamp: daysAgo(100) });
+  // Nothing appended expires, so the deletions in that read match the index's count.
+  const appended = recordLine({ timestamp: daysAgo(2) }) + 'not json\n';
+  const { path, lockPath, cleanup } = await straddlingSetup(t, Buffer.from(content));
+  await cleanup(NOW_MS, true);
+
+  // The index's tally, as a real run's plan takes it.
+  const directory = join(path, '..');
+  const index = await ScanIndex.load(join(directory, 'logs.jsonl'), { timestampField: 'timestamp', timestampUnit: 'ms' });
+  const rules = new RetentionRules({ configRetention: new Map([['auth.events', 93]]), schemasFileRetention: new Map(), profileRetentionDays: undefined }, NOW_MS);
+  const tally = tallyFromSummary(index.get('logs-20260901T000000.jsonl')!, rules, true)!;
+  const state = (await fileState(path))!;
+  assert.equal(tally.expired, 2);
+
+  const lock = await LogLock.open(lockPath, 5_000);
+  t.after(() => lock.close());
+  const [file] = (await discoverLayout(join(directory, 'logs.jsonl'), 'default')).files;
+  let appendedAlready = false;
+  const deletedLines: Buffer[] = [];
+  const result = await cleanupFile(
+    file!,
+    {
+      dryRun: false,
+      scanner: new LineScanner({ timestampField: 'timestamp', timestampUnit: 'ms', extractLabels: false }),
+      rules,
+      lock,
+      chunkBytes: 4096,
+      openWriters: OpenWriters.none(),
+      writerProbe: { directory, lockPath },
+      deletedLines: {
+        add(bytes) {
+          deletedLines.push(Buffer.from(bytes));
+          if (!appendedAlready) {
+            // After the first deletion, before the reads that reach the end of the file.
+            appendFileSync(path, appended);
+            appendedAlready = true;
+          }
+        },
+        async flush() {},
+      },
+    },
+    { state, tally },
+  );
+
+  const expected = referenceCleanup(Buffer.from(content + appended), TWO_CUTOFFS, NOW_MS);
+  assert.equal(result.error, null);
+  assert.equal(result.action, 'rewritten');
+  assert.equal(result.undecidedBytes, 0, 'the last expired record ends the indexed bytes');
+  assert.deepEqual(await readFile(path), expected.kept);
+  assert.deepEqual(Object.fromEntries(result.tally.deletedPerSchema()), expected.deleted);
+  assert.equal(result.tally.records, 63);
+  assert.equal(result.tally.malformed, 1);
+  assert.deepEqual(Buffer.concat(deletedLines), expected.deletedLines);
 });

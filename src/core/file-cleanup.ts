@@ -615,32 +615,56 @@ class PlainFileJob extends FileJob {
           this.queueRuns(buffer, [0, start], this.bufferOffset, 0);
         }
       }
-      if (start <= lastLineFeed && this.bufferOffset + start < this.undecidedEnd) {
-        // Lines before the indexed end hold no expired record any more: they are kept as they are.
-        const undecidedTo = Math.min(lastLineFeed + 1, this.undecidedEnd - this.bufferOffset);
-        this.queueRuns(buffer, [start, undecidedTo], this.bufferOffset, start);
-        start = undecidedTo;
-      }
-      if (start <= lastLineFeed) {
-        const { deleted, keptRuns } = await this.decideLines(buffer, start, lastLineFeed + 1);
-        if (deleted > 0 || this.outputStarted) {
-          this.queueRuns(buffer, keptRuns, this.bufferOffset, start);
-        }
-        if (deleted > 0) {
-          const passed = passDeletedLines(this.options, buffer, keptRuns, start, lastLineFeed + 1);
-          if (passed !== null) {
-            passed.catch(() => undefined);
-            this.bufferWrites[this.current] = Promise.all([this.bufferWrites[this.current], passed]).then(() => undefined);
-          }
-          await this.options.deletedLines?.drain?.();
-        }
-        await this.countDeletions(deleted, start, lastLineFeed + 1, keptRuns);
+      while (start <= lastLineFeed) {
+        start = await this.handleLines(buffer, start, lastLineFeed + 1);
       }
 
       this.current = other;
       this.carry = nextCarry;
       this.bufferOffset = nextBufferOffset;
     }
+  }
+
+  /**
+   * Copies or decides the complete lines of `buffer[start, end)` up to the next point
+   * where their handling changes, and returns that point: the indexed end, where the
+   * undecided copy or the counting of deletions against the index ends, or `end`.
+   */
+  private async handleLines(buffer: Buffer, start: number, end: number): Promise<number> {
+    const fileStart = this.bufferOffset + start;
+    if (fileStart < this.undecidedEnd) {
+      // Lines before the indexed end contain no expired record any more, so they are kept as they are.
+      const undecidedTo = Math.min(end, this.undecidedEnd - this.bufferOffset);
+      this.queueRuns(buffer, [start, undecidedTo], this.bufferOffset, start);
+      return undecidedTo;
+    }
+
+    let decideTo = end;
+    if (this.indexed !== null && this.prefixTally === null) {
+      // Lines appended after the indexed end are not in the index's counts, so they are decided after the switch of tallies.
+      const indexedEnd = this.indexed.state.size - this.bufferOffset;
+      if (indexedEnd <= start || (indexedEnd < end && buffer[indexedEnd - 1] !== LINE_FEED)) {
+        // The index disagrees with the file when the scan reaches the indexed end before the index's deletions, or no line ends there.
+        this.indexed = null;
+      } else {
+        decideTo = Math.min(end, indexedEnd);
+      }
+    }
+
+    const { deleted, keptRuns } = await this.decideLines(buffer, start, decideTo);
+    if (deleted > 0 || this.outputStarted) {
+      this.queueRuns(buffer, keptRuns, this.bufferOffset, start);
+    }
+    if (deleted > 0) {
+      const passed = passDeletedLines(this.options, buffer, keptRuns, start, decideTo);
+      if (passed !== null) {
+        passed.catch(() => undefined);
+        this.bufferWrites[this.current] = Promise.all([this.bufferWrites[this.current], passed]).then(() => undefined);
+      }
+      await this.options.deletedLines?.drain?.();
+    }
+    await this.countDeletions(deleted, start, decideTo, keptRuns);
+    return decideTo;
   }
 
   /**
