@@ -438,14 +438,14 @@ async function assertEntryExact(cleanup: (nowMs: number, dryRun: boolean, useInd
   assert.deepEqual(fileFacts(cached), fileFacts(scanned));
 }
 
-for (const laterDays of [1, 2.5]) {
-  test(`early stop ${laterDays} days later`, async (t) => {
+// A day later, and five minutes more, as a daily job that starts late.
+for (const laterMs of [NOW_MS + DAY_MS, NOW_MS + DAY_MS + 300_000]) {
+  test(`early stop ${(laterMs - NOW_MS) / 60_000} minutes later`, async (t) => {
     // A kept line longer than the scanner takes lies among the lines that are copied undecided.
     const overlong = recordLine({ timestamp: daysAgo(80), padding: 'x'.repeat(10_000) });
     const keptAfter = [80, 79, 78].map((days) => recordLine({ timestamp: daysAgo(days) })).join('');
     const content = Buffer.concat([straddlingLog(2000), Buffer.from(overlong + keptAfter)]);
     const { path, cleanup } = await straddlingSetup(t, content, { chunkBytes: 4096, maxLineBytes: 8192 });
-    const laterMs = NOW_MS + laterDays * DAY_MS;
     await cleanup(NOW_MS, false);
     const before = referenceCleanup(content, TWO_CUTOFFS, NOW_MS).kept;
     const expected = referenceCleanup(before, TWO_CUTOFFS, laterMs);
@@ -458,7 +458,7 @@ for (const laterDays of [1, 2.5]) {
     assert.deepEqual(deleted(real), expected.deleted);
     assert.deepEqual(fileFacts(real), fileFacts(preview));
     assert.deepEqual(real.files[0]!.tally.malformedByKind, { not_json: 21, too_long: 1 });
-    await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
+    await assertEntryExact(cleanup, laterMs + 3_600_000);
   });
 }
 
@@ -476,7 +476,7 @@ test('early stop with helper thread', async (t) => {
   assertStoppedEarly(real, before, laterMs, 1024 * 1024);
   assert.deepEqual(await readFile(path), expected.kept);
   assert.deepEqual(deleted(real), expected.deleted);
-  await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
+  await assertEntryExact(cleanup, laterMs + 3_600_000);
 });
 
 test('early stop with appended lines', { timeout: 60_000 }, async (t) => {
@@ -501,7 +501,7 @@ test('early stop with appended lines', { timeout: 60_000 }, async (t) => {
   assert.deepEqual(await readFile(path), expected.kept);
   assert.deepEqual(deleted(real), expected.deleted);
   assert.equal(real.files[0]!.tally.malformed, 22);
-  await assertEntryExact(cleanup, laterMs + DAY_MS / 2);
+  await assertEntryExact(cleanup, laterMs + 3_600_000);
 });
 
 test('early stop with mid-scan append', async (t) => {

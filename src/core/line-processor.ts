@@ -35,13 +35,13 @@ export interface SchemaTally {
 }
 
 /**
- * Span after the cutoff whose record instants a scan remembers, in ms: three days.
+ * Span after the cutoff whose record instants a scan remembers, in ms: 30 hours.
  * Within it, a dry run or stats call needs no rescan of a file that straddles the
- * cutoff. A daily real run, even one that starts some minutes late, then gets from
- * the index how many records of such a file expire, and stops deciding lines after
- * the last one.
+ * cutoff. A daily real run that starts up to six hours late then gets from the index
+ * how many records of such a file expire, and stops deciding lines after the last
+ * one. Three days cost 8 MiB more peak RSS on a 4 GiB log.
  */
-export const WINDOW_MS = 3 * 86_400_000;
+export const WINDOW_MS = 30 * 3_600_000;
 
 /**
  * Maximum instants remembered per schema and file (512 KiB of numbers). Past it the
