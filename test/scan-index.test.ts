@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFileSync } from 'node:fs';
 import { appendFile, open, readFile, rename, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
-
-import { appendFileSync } from 'node:fs';
 
 import { runCleanup, type CleanupOutcome, type CleanupRequest } from '../src/core/cleanup.js';
 import { cleanupFile } from '../src/core/file-cleanup.js';
