@@ -355,7 +355,7 @@ test('indexed gzip dry run sizes the rewrite', async (t) => {
   assert.ok(sizes(first)[0]![1]! < sizes(first)[0]![0]!);
 });
 
-// A real run on a file that the index knows stops deciding lines once it has deleted
+// A real run on a file with a fresh index entry stops deciding lines once it has deleted
 // as many expired records as the index counts, and copies the rest as it is.
 
 /** Retention of the straddling log below: two cutoffs three days apart. */
@@ -421,7 +421,7 @@ function endOfLastExpired(content: Buffer, nowMs: number): number {
   return end;
 }
 
-/** Checks that a real run decided lines only up to the chunk that holds the last expired record. */
+/** Checks that a real run decided lines only up to the chunk that contains the last expired record. */
 function assertStoppedEarly(outcome: CleanupOutcome, before: Buffer, nowMs: number, chunkBytes: number): void {
   const undecidedBytes = outcome.files[0]!.undecidedBytes ?? 0;
   const afterLastExpired = before.length - endOfLastExpired(before, nowMs);
@@ -506,8 +506,8 @@ test('early stop with appended lines', { timeout: 60_000 }, async (t) => {
 test('early stop with mid-scan append', async (t) => {
   // The last expired record ends the file, and records are appended while the scan runs, so the
   // read that brings that record also brings them. Only the records up to the indexed end count.
-  const kept = Array.from({ length: 60 }, (_, index) => recordLine({ timestamp: daysAgo(80, index * 60_000), padding: 'k'.repeat(150) })).join('');
-  const content = recordLine({ timestamp: daysAgo(120) }) + kept + recordLine({ timestamp: daysAgo(100) });
+  const keptLines = Array.from({ length: 60 }, (_, index) => recordLine({ timestamp: daysAgo(80, index * 60_000), padding: 'k'.repeat(150) })).join('');
+  const content = recordLine({ timestamp: daysAgo(120) }) + keptLines + recordLine({ timestamp: daysAgo(100) });
   // Nothing appended expires, so the deletions in that read match the index's count.
   const appended = recordLine({ timestamp: daysAgo(2) }) + 'not json\n';
   const { path, lockPath, cleanup } = await straddlingSetup(t, Buffer.from(content));

@@ -382,7 +382,7 @@ async function recordInHistory(outcome: CleanupOutcome, deletedSha256: string, r
   }
 }
 
-/** One file's state before the run, and what its index entry tells about it. */
+/** One file's state before the run, and what its index entry decides about it. */
 interface FilePlan {
   file: LogFile;
   state: FileState | null;

@@ -433,7 +433,7 @@ export class ScanIndex {
 /**
  * Returns the records of an entry's window that a cutoff at `cutoffMs` keeps. The window lists
  * every record in [its cutoff, its end). Outside that span the result is the empty
- * window [cutoffMs, cutoffMs), because that holds for any file.
+ * window [cutoffMs, cutoffMs), because that is true of any file.
  */
 function keptWindow(schema: SchemaSummary, cutoffMs: number): { instants: number[]; lineBytes: number[]; endMs: number } {
   if (cutoffMs < schema.cutoffMs || cutoffMs > schema.windowEndMs) {
