@@ -11,12 +11,14 @@ import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { cleanupResponse } from '../src/core/report.js';
 import { ErrorCode, RetentionError } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
+import { allocateStagingBuffers } from '../src/core/staged-output.js';
 import {
   NOW_MS,
   daysAgo,
   defaultProfile,
   recordLine,
   referenceCleanup,
+  supportsDirectWrites,
   temporaryDirectory,
   testSettings,
   writeConfig,
@@ -403,12 +405,33 @@ test('disabled profile is skipped', async (t) => {
 
 for (const awaitScanHelper of [true, false]) {
   test(`helper thread gives same result${awaitScanHelper ? '' : ', while it starts'}`, async (t) => {
-    await helperRunMatchesReference(t, awaitScanHelper);
+    const realRun = await helperRunMatchesReference(t, { awaitScanHelper });
+    // A file under DIRECT_WRITE_MIN_BYTES is rewritten through the page cache.
+    assert.equal(realRun.files[0]!.directBytes, 0);
   });
 }
 
-async function helperRunMatchesReference(t: TestContext, awaitScanHelper: boolean): Promise<void> {
+test('direct writes give same result', async (t) => {
   const setup = await fixture(t);
+  const staging = allocateStagingBuffers();
+  if (staging === null || !(await supportsDirectWrites(setup.directory, staging))) {
+    t.skip('this file system rejects O_DIRECT');
+    return;
+  }
+
+  const realRun = await helperRunMatchesReference(t, { awaitScanHelper: true, directWriteMinBytes: 0 }, setup);
+
+  // Every whole page but the last goes directly; only a partial last page needs the page cache.
+  const { bytesAfter, directBytes } = realRun.files[0]!;
+  assert.ok(directBytes! > bytesAfter - 2 * 4096, `${directBytes} of ${bytesAfter} bytes written directly`);
+});
+
+async function helperRunMatchesReference(
+  t: TestContext,
+  overrides: { awaitScanHelper: boolean; directWriteMinBytes?: number },
+  setup?: Fixture,
+): Promise<CleanupOutcome> {
+  setup ??= await fixture(t);
   const content = Buffer.from(mixedLog().repeat(3000), 'latin1');
   const path = join(setup.logDirectory, 'logs.jsonl');
   await writeText(path, content);
@@ -416,8 +439,8 @@ async function helperRunMatchesReference(t: TestContext, awaitScanHelper: boolea
 
   // 1 MiB chunks of a 6 MiB file. Once the helper has started, every chunk is split between the two threads.
   // Before that, this thread scans alone and copies deleted lines for the helper's digest.
-  const dryRun = await cleanup(setup, true, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper });
-  const realRun = await cleanup(setup, false, { chunkBytes: 1024 * 1024, scanHelper: true, awaitScanHelper });
+  const dryRun = await cleanup(setup, true, { chunkBytes: 1024 * 1024, scanHelper: true, ...overrides });
+  const realRun = await cleanup(setup, false, { chunkBytes: 1024 * 1024, scanHelper: true, ...overrides });
 
   const expected = referenceCleanup(content, MIXED_RETENTION);
   assert.deepEqual(deletedObject(dryRun), expected.deleted);
@@ -427,6 +450,7 @@ async function helperRunMatchesReference(t: TestContext, awaitScanHelper: boolea
   // With the helper, the digest of deleted lines is computed on its own thread from shared memory.
   const history = JSON.parse(await readFile(join(setup.logDirectory, 'logs_cleanup.jsonl'), 'utf8'));
   assert.equal(history.deleted_sha256, createHash('sha256').update(expected.deletedLines).digest('hex'));
+  return realRun;
 }
 
 test('billion-day retention keeps everything', async (t) => {

@@ -2,7 +2,8 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { isUtf8 } from 'node:buffer';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -214,4 +215,19 @@ export function randomSource(seed: number): () => number {
     mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
     return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
   };
+}
+
+/** True when the file system of `directory` takes a direct write of one page from `staging`. */
+export async function supportsDirectWrites(directory: string, staging: readonly Uint8Array[]): Promise<boolean> {
+  const probe = await open(join(directory, 'probe'), constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600).catch(() => null);
+  if (probe === null) {
+    return false;
+  }
+  try {
+    return (await probe.write(staging[0]!, 0, 4096, 0)).bytesWritten === 4096;
+  } catch {
+    return false;
+  } finally {
+    await probe.close();
+  }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { STAGING_BUFFER_COUNT, STAGING_BYTES, StagedOutput, allocateStagingBuffers } from '../src/core/staged-output.js';
-import { randomSource, smallFileSystem, temporaryDirectory } from './helpers.js';
+import { randomSource, smallFileSystem, supportsDirectWrites, temporaryDirectory } from './helpers.js';
 
 /** Returns `count` slices of random bytes and lengths, from empty up to 1.5 staging buffers, so appends cross buffer ends. */
 function randomSlices(seed: number, count: number): Buffer[] {
@@ -45,20 +45,6 @@ async function writeThrough(path: string, staging: readonly Uint8Array[] | null,
 }
 
 /** True when the directory's file system takes a direct write of one aligned block. */
-async function supportsDirectWrites(directory: string, staging: readonly Uint8Array[]): Promise<boolean> {
-  const probe = await open(join(directory, 'probe'), constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600).catch(() => null);
-  if (probe === null) {
-    return false;
-  }
-  try {
-    return (await probe.write(staging[0]!, 0, 4096, 0)).bytesWritten === 4096;
-  } catch {
-    return false;
-  } finally {
-    await probe.close();
-  }
-}
-
 test('staged output writes every byte in order', async (t) => {
   const directory = await temporaryDirectory(t);
   const staging = allocateStagingBuffers();

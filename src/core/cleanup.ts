@@ -39,9 +39,10 @@ export interface CleanupRequest {
   /** Overrides the profile's lock timeout, in ms. */
   lockTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
-  /** Read size and longest scanned line, in bytes; for tests and benchmarks only. */
+  /** Read size, longest scanned line and smallest file written directly, in bytes; for tests and benchmarks only. */
   chunkBytes?: number | undefined;
   maxLineBytes?: number | undefined;
+  directWriteMinBytes?: number | undefined;
   /** Forces the second scan thread on or off; by default it runs for large logs on machines with two cores or more. */
   scanHelper?: boolean | undefined;
   /**
@@ -213,6 +214,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         return scanBuffers.buffers;
       },
       stagingBuffers,
+      directWriteMinBytes: request.directWriteMinBytes,
       helper,
       openWriters,
       writerProbe,

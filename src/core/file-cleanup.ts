@@ -27,7 +27,7 @@ import type { LogLock } from './lock.js';
 import { MIN_SPLIT_BYTES, type ScanHelper } from './scan-helper.js';
 import type { RetentionRules } from './retention.js';
 import type { LineScanner } from './scanner.js';
-import { StagedOutput } from './staged-output.js';
+import { DIRECT_WRITE_MIN_BYTES, StagedOutput } from './staged-output.js';
 
 /** Size of each read, in bytes: large enough that per-call overhead vanishes, small enough to stay in L2/L3 cache. */
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -68,6 +68,8 @@ export interface FileResult {
   fromIndex?: boolean;
   /** Bytes copied without deciding their lines, because the index showed that no expired record was left in them. */
   undecidedBytes?: number;
+  /** Bytes of the rewrite that bypassed the page cache. */
+  directBytes?: number;
   /**
    * State of the new file right after the rename, taken under the lock, for `rewritten`.
    * While the file still has this state, it contains exactly the kept lines of the tally.
@@ -92,6 +94,8 @@ export interface FileCleanupOptions {
   readBuffers?: Buffer[] | undefined;
   /** Page-aligned buffers for direct writes of rewritten plain files, from allocateStagingBuffers. With null, writes go through the page cache. */
   stagingBuffers?: readonly Uint8Array[] | null | undefined;
+  /** Smallest original, in bytes, whose rewrite uses the staging buffers; DIRECT_WRITE_MIN_BYTES unless a test lowers it. */
+  directWriteMinBytes?: number | undefined;
   /** Count records by operation type, status and policy decision, for stats. */
   countFacets?: boolean | undefined;
   /** Second thread that scans half of each chunk; used when the read buffers are shared memory. */
@@ -449,7 +453,7 @@ class PlainFileJob extends FileJob {
 
   protected override result(action: FileAction, bytesAfter: number): FileResult {
     const undecidedBytes = this.prefixTally === null ? 0 : this.undecidedEnd - this.undecidedFrom;
-    return { ...super.result(action, bytesAfter), undecidedBytes };
+    return { ...super.result(action, bytesAfter), undecidedBytes, directBytes: this.staged?.bytesWrittenDirectly ?? 0 };
   }
 
   protected override get tally(): FileTally {
@@ -794,7 +798,8 @@ class PlainFileJob extends FileJob {
       if (startOutput) {
         const { mode, uid, gid } = this.ownership;
         const output = await this.createOutput(mode, uid, gid);
-        this.staged = await StagedOutput.open(output, this.options.stagingBuffers ?? null);
+        const writeDirectly = this.bytesBefore >= (this.options.directWriteMinBytes ?? DIRECT_WRITE_MIN_BYTES);
+        this.staged = await StagedOutput.open(output, writeDirectly ? (this.options.stagingBuffers ?? null) : null);
         await this.copyPrefix(bufferOffset + decidedFrom);
       }
       if (slices.length === 0) {
