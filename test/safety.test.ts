@@ -271,6 +271,43 @@ test('full disk keeps the original', async (t) => {
   assert.deepEqual(Object.fromEntries(outcome.deletedPerSchema), { 'mxcp.endpoints:1': 1 });
 });
 
+test('full disk under the lock names the write', async (t) => {
+  const fileSystem = await smallFileSystem(t, 2048);
+  if (fileSystem === null) {
+    t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
+    return;
+  }
+  const { directory, logDirectory } = fileSystem;
+  const configPath = await writeConfig(directory);
+  let content = '';
+  for (let index = 0; index < 600; index++) {
+    content += recordLine({ timestamp: daysAgo(index < 100 ? 300 : 1), padding: 'p'.repeat(1000) });
+  }
+  const logPath = join(logDirectory, 'logs.jsonl');
+  await writeText(logPath, content);
+  const appended = recordLine({ timestamp: daysAgo(0), padding: 'a'.repeat(1000) }).repeat(50);
+  const appendedPath = join(directory, 'appended.jsonl');
+  await writeFile(appendedPath, appended);
+
+  // A second process holds the lock while the cleanup copies the file. Then it appends kept
+  // lines and fills the disk, so only the copy of the appended lines, made under the lock, fails.
+  const fill = `cat "$1" >> "$2"; dd if=/dev/zero of="$3" bs=4096 2>/dev/null; true`;
+  const writer = spawn('flock', [join(logDirectory, 'logs.jsonl.lock'), 'sh', '-c', `echo locked; sleep 1; ${fill}`, 'sh', appendedPath, logPath, join(logDirectory, 'fill')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => writer.kill());
+  await once(writer.stdout!, 'data');
+
+  const outcome = await cleanupIn(configPath, false, 30_000);
+
+  assert.equal(outcome.status, 'error');
+  assert.ok(outcome.files[0]!.lockWaitMs! > 0, 'the cleanup waited for the lock');
+  assert.equal(outcome.error?.code, ErrorCode.DISK_FULL);
+  assert.match(outcome.error!.message, /could not write a temporary copy of .*logs\.jsonl/);
+  assert.equal(await readFile(logPath, 'utf8'), content + appended);
+  assert.ok(!(await readdir(logDirectory)).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
+});
+
 test('CLI exits with stderr on a full disk', async (t) => {
   const fileSystem = await smallFileSystem(t, 256);
   if (fileSystem === null) {

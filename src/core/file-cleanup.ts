@@ -206,16 +206,24 @@ export async function cleanupFile(file: LogFile, options: FileCleanupOptions, in
       bytesAfter: job.bytesBefore,
       skipReason: skipped ? error.message : null,
       lockWaitMs: job.lockWaitMs,
-      error: skipped ? null : fromFileSystemError(error, job.stage, file.path),
+      error: skipped ? null : fromFileSystemError(error, job.writeFailureStage ?? job.stage, file.path),
     };
   }
 }
+
+/** Verb for error messages about the temporary copy. */
+const WRITE_STAGE = 'write a temporary copy of';
 
 abstract class FileJob {
   bytesBefore = 0;
   lockWaitMs: number | null = null;
   /** Verb for error messages, updated as the job moves on. */
   stage = 'read';
+  /**
+   * Verb of a failed write to the temporary copy. Queued writes fail while the job
+   * reads on, so their failure must not take the verb of the step that awaits them.
+   */
+  writeFailureStage: string | null = null;
 
   protected source: FileHandle | null = null;
   protected temporaryPath: string | null = null;
@@ -270,7 +278,7 @@ abstract class FileJob {
 
   /** Creates the temporary file with the original's mode and owner, so the replacement keeps both. */
   protected async createOutput(mode: number, uid: number, gid: number): Promise<FileHandle> {
-    this.stage = 'write a temporary copy of';
+    this.stage = WRITE_STAGE;
     this.temporaryPath = temporaryPathFor(this.file.path);
     const output = await open(
       this.temporaryPath,
@@ -794,20 +802,22 @@ class PlainFileJob extends FileJob {
 
     const startOutput = !this.outputStarted;
     this.outputStarted = true;
-    this.writes = this.writes.then(async () => {
-      if (startOutput) {
-        const { mode, uid, gid } = this.ownership;
-        const output = await this.createOutput(mode, uid, gid);
-        const writeDirectly = this.bytesBefore >= (this.options.directWriteMinBytes ?? DIRECT_WRITE_MIN_BYTES);
-        this.staged = await StagedOutput.open(output, writeDirectly ? (this.options.stagingBuffers ?? null) : null);
-        await this.copyPrefix(bufferOffset + decidedFrom);
-      }
-      if (slices.length === 0) {
-        return;
-      }
-      // Resolves once the slices are copied to staging, so the read buffer is free long before the disk write ends.
-      await this.staged!.append(slices);
-    });
+    this.writes = this.writes.then(() =>
+      this.asWrite(async () => {
+        if (startOutput) {
+          const { mode, uid, gid } = this.ownership;
+          const output = await this.createOutput(mode, uid, gid);
+          const writeDirectly = this.bytesBefore >= (this.options.directWriteMinBytes ?? DIRECT_WRITE_MIN_BYTES);
+          this.staged = await StagedOutput.open(output, writeDirectly ? (this.options.stagingBuffers ?? null) : null);
+          await this.copyPrefix(bufferOffset + decidedFrom);
+        }
+        if (slices.length === 0) {
+          return;
+        }
+        // Resolves once the slices are copied to staging, so the read buffer is free long before the disk write ends.
+        await this.staged!.append(slices);
+      }),
+    );
     // Marks the chain as handled; the failure is rethrown by the next settleWrites().
     this.writes.catch(() => undefined);
     const index = this.buffers.indexOf(buffer);
@@ -840,7 +850,17 @@ class PlainFileJob extends FileJob {
   /** Waits for every queued write to reach the temporary file; appends after it are written at once. */
   private async finishOutput(): Promise<void> {
     await this.settleWrites();
-    await this.staged?.finish();
+    await this.asWrite(async () => this.staged?.finish());
+  }
+
+  /** Runs a write to the temporary copy, so that its failure is reported as one. */
+  private async asWrite(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      this.writeFailureStage ??= WRITE_STAGE;
+      throw error;
+    }
   }
 
   override async quiesce(): Promise<void> {
@@ -1019,7 +1039,7 @@ class GzipFileJob extends FileJob {
    * With `kept`, writes the kept bytes to it, respecting its back-pressure.
    */
   private async decompressLines(processor: LineProcessor, kept: PassThrough | null): Promise<void> {
-    this.stage = kept === null ? 'read' : 'write a temporary copy of';
+    this.stage = kept === null ? 'read' : WRITE_STAGE;
     const maxLineBytes = this.options.maxLineBytes ?? MAX_LINE_BYTES;
     let buffer = Buffer.allocUnsafe(Math.min(this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxLineBytes));
     let filled = 0;
