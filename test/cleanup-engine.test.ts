@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -376,6 +376,26 @@ test('leftover temporary file is removed', async (t) => {
 
   assert.deepEqual(outcome.leftoversRemoved, [`.logs.jsonl.123-abc${TEMPORARY_SUFFIX}`]);
   assert.ok(!(await readdir(setup.logDirectory)).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
+});
+
+test('leftover index temporary file is removed', async (t) => {
+  const setup = await fixture(t);
+  // What a crash during an index save leaves: the index's name, the saving process's PID, .tmp.
+  const leftover = '.logs.jsonl.audit-retention-index.json.123.tmp';
+  const inProgress = '.logs.jsonl.audit-retention-index.json.456.tmp';
+  await writeText(join(setup.logDirectory, leftover), '{"format":');
+  await writeText(join(setup.logDirectory, inProgress), '{"format":');
+  const elevenMinutesAgo = new Date(Date.now() - 11 * 60 * 1000);
+  await utimes(join(setup.logDirectory, leftover), elevenMinutesAgo, elevenMinutesAgo);
+  await writeText(join(setup.logDirectory, 'logs.jsonl'), recordLine({ timestamp: daysAgo(1) }));
+
+  const outcome = await cleanup(setup, false);
+
+  assert.deepEqual(outcome.leftoversRemoved, [leftover]);
+  const names = await readdir(setup.logDirectory);
+  assert.ok(!names.includes(leftover));
+  // A younger one may belong to a dry run saving right now, which takes no run lock.
+  assert.ok(names.includes(inProgress));
 });
 
 test('numeric epoch timestamps with a custom field', async (t) => {

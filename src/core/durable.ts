@@ -5,10 +5,11 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { TEMPORARY_PREFIX, TEMPORARY_SUFFIX } from './layout.js';
+import { isIndexTemporaryName } from './scan-index.js';
 
 /** Returns a fresh temporary path beside `path`, hidden from the layout by its leading dot. */
 export function temporaryPathFor(path: string): string {
@@ -27,24 +28,40 @@ export async function fsyncDirectory(directory: string): Promise<void> {
 }
 
 /**
- * Removes temporary files of interrupted rewrites in `directory` and returns their names.
- * The caller must hold the run lock, so that no live rewrite owns them.
+ * Age, in ms, from which a scan index's temporary file counts as left by a crash.
+ * A save takes milliseconds, but dry runs and stats save the index without the run
+ * lock, so a younger file may belong to a save in progress.
+ */
+const INDEX_TEMPORARY_STALE_MS = 10 * 60 * 1000;
+
+/**
+ * Removes temporary files of interrupted rewrites and index saves in `directory` and
+ * returns their names. The caller must hold the run lock, so that no live rewrite
+ * owns them.
  */
 export async function removeLeftoverTemporaries(directory: string): Promise<string[]> {
   const names = await readdir(directory);
   const removed: string[] = [];
   for (const name of names) {
-    if (name.startsWith(TEMPORARY_PREFIX) && name.endsWith(TEMPORARY_SUFFIX)) {
-      await unlink(join(directory, name)).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
-      removed.push(name);
+    const path = join(directory, name);
+    const isRewriteCopy = name.startsWith(TEMPORARY_PREFIX) && name.endsWith(TEMPORARY_SUFFIX);
+    if (!isRewriteCopy && !(isIndexTemporaryName(name) && (await isOlderThan(path, INDEX_TEMPORARY_STALE_MS)))) {
+      continue;
     }
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    removed.push(name);
   }
   if (removed.length > 0) {
     await fsyncDirectory(directory);
   }
   return removed;
+}
+
+async function isOlderThan(path: string, ageMs: number): Promise<boolean> {
+  const info = await lstat(path).catch(() => null);
+  return info !== null && info.isFile() && Date.now() - info.mtimeMs >= ageMs;
 }
 
 /**

@@ -340,6 +340,16 @@ function sameScanSettings(left: ScanSettings | undefined, right: ScanSettings): 
   return left?.timestampField === right.timestampField && left.timestampUnit === right.timestampUnit;
 }
 
+const INDEX_SUFFIX = '.audit-retention-index.json';
+
+/** Name of an index save's temporary file: the index's name, the saving process's PID, `.tmp`. */
+const INDEX_TEMPORARY_NAME = /^\..+\.audit-retention-index\.json\.\d+\.tmp$/;
+
+/** True when `name` is the temporary file of an index save, which a crash during the save leaves behind. */
+export function isIndexTemporaryName(name: string): boolean {
+  return INDEX_TEMPORARY_NAME.test(name);
+}
+
 /** The index of one log, kept in memory and saved beside the log as a hidden file. */
 export class ScanIndex {
   private readonly entries = new Map<string, FileSummary>();
@@ -358,7 +368,7 @@ export class ScanIndex {
   }
 
   static pathFor(logPath: string): string {
-    return join(dirname(logPath), `.${basename(logPath)}.audit-retention-index.json`);
+    return join(dirname(logPath), `.${basename(logPath)}${INDEX_SUFFIX}`);
   }
 
   /**
