@@ -40,10 +40,16 @@ console.log('ready');
 setInterval(() => {}, 1000);
 `;
 
-async function cleanupIn(configPath: string, dryRun: boolean, lockTimeoutMs?: number): Promise<CleanupOutcome> {
+async function cleanupIn(configPath: string, dryRun: boolean, lockTimeoutMs?: number, directWriteMinBytes?: number): Promise<CleanupOutcome> {
   const settings = testSettings(configPath);
-  return runCleanup({ profile: defaultProfile(settings), dryRun, nowMs: NOW_MS, lockTimeoutMs });
+  return runCleanup({ profile: defaultProfile(settings), dryRun, nowMs: NOW_MS, lockTimeoutMs, directWriteMinBytes });
 }
+
+/** The two ways a rewrite writes its copy: through the page cache (any file under 64 MiB) and directly (tmpfs takes O_DIRECT since Linux 6.6). */
+const WRITE_PATHS = [
+  { name: 'page cache', directWriteMinBytes: undefined },
+  { name: 'direct writes', directWriteMinBytes: 0 },
+];
 
 test('writer without lock is skipped', async (t) => {
   const directory = await temporaryDirectory(t);
@@ -240,7 +246,13 @@ test('lock held too long answers locked', async (t) => {
 });
 
 
-test('full disk keeps the original', async (t) => {
+for (const { name, directWriteMinBytes } of WRITE_PATHS) {
+  test(`full disk keeps the original, ${name}`, async (t) => {
+    await fullDiskKeepsOriginal(t, directWriteMinBytes);
+  });
+}
+
+async function fullDiskKeepsOriginal(t: TestContext, directWriteMinBytes: number | undefined): Promise<void> {
   const fileSystem = await smallFileSystem(t, 2048);
   if (fileSystem === null) {
     t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
@@ -259,19 +271,26 @@ test('full disk keeps the original', async (t) => {
   await writeText(expiredPath, recordLine({ timestamp: daysAgo(400) }));
   await writeText(bigPath, content);
 
-  const outcome = await cleanupIn(configPath, false);
+  const outcome = await cleanupIn(configPath, false, undefined, directWriteMinBytes);
 
   assert.equal(outcome.status, 'error');
   assert.equal(outcome.error?.code, ErrorCode.DISK_FULL);
+  assert.match(outcome.error!.message, /could not write a temporary copy of/);
   assert.equal(await readFile(bigPath, 'utf8'), content);
   const names = await readdir(logDirectory);
   assert.ok(!names.some((name) => name.endsWith(TEMPORARY_SUFFIX)));
   // Removing a fully expired file needs no space, so it still happens.
   assert.ok(!names.includes('logs-20250101T000000.jsonl'));
   assert.deepEqual(Object.fromEntries(outcome.deletedPerSchema), { 'mxcp.endpoints:1': 1 });
-});
+}
 
-test('full disk under the lock names the write', async (t) => {
+for (const { name, directWriteMinBytes } of WRITE_PATHS) {
+  test(`full disk under the lock names the write, ${name}`, async (t) => {
+    await fullDiskUnderLock(t, directWriteMinBytes);
+  });
+}
+
+async function fullDiskUnderLock(t: TestContext, directWriteMinBytes: number | undefined): Promise<void> {
   const fileSystem = await smallFileSystem(t, 2048);
   if (fileSystem === null) {
     t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
@@ -298,7 +317,7 @@ test('full disk under the lock names the write', async (t) => {
   t.after(() => writer.kill());
   await once(writer.stdout!, 'data');
 
-  const outcome = await cleanupIn(configPath, false, 30_000);
+  const outcome = await cleanupIn(configPath, false, 30_000, directWriteMinBytes);
 
   assert.equal(outcome.status, 'error');
   assert.ok(outcome.files[0]!.lockWaitMs! > 0, 'the cleanup waited for the lock');
@@ -306,7 +325,7 @@ test('full disk under the lock names the write', async (t) => {
   assert.match(outcome.error!.message, /could not write a temporary copy of .*logs\.jsonl/);
   assert.equal(await readFile(logPath, 'utf8'), content + appended);
   assert.ok(!(await readdir(logDirectory)).some((name) => name.endsWith(TEMPORARY_SUFFIX)));
-});
+}
 
 test('CLI exits with stderr on a full disk', async (t) => {
   const fileSystem = await smallFileSystem(t, 256);
