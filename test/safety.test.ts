@@ -246,6 +246,25 @@ test('lock held too long answers locked', async (t) => {
 });
 
 
+/** A 2 MiB tmpfs with a configured log directory, or null after skipping the test where none can be mounted. */
+async function fullDiskFixture(t: TestContext): Promise<{ directory: string; logDirectory: string; configPath: string } | null> {
+  const fileSystem = await smallFileSystem(t, 2048);
+  if (fileSystem === null) {
+    t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
+    return null;
+  }
+  return { ...fileSystem, configPath: await writeConfig(fileSystem.directory) };
+}
+
+/** Records of about 1 KB each, the first 100 expired and the rest kept. */
+function paddedRecords(count: number): string {
+  let content = '';
+  for (let index = 0; index < count; index++) {
+    content += recordLine({ timestamp: daysAgo(index < 100 ? 300 : 1), padding: 'p'.repeat(1000) });
+  }
+  return content;
+}
+
 for (const { name, directWriteMinBytes } of WRITE_PATHS) {
   test(`full disk keeps the original, ${name}`, async (t) => {
     await fullDiskKeepsOriginal(t, directWriteMinBytes);
@@ -253,19 +272,14 @@ for (const { name, directWriteMinBytes } of WRITE_PATHS) {
 }
 
 async function fullDiskKeepsOriginal(t: TestContext, directWriteMinBytes: number | undefined): Promise<void> {
-  const fileSystem = await smallFileSystem(t, 2048);
+  const fileSystem = await fullDiskFixture(t);
   if (fileSystem === null) {
-    t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
     return;
   }
-  const { directory, logDirectory } = fileSystem;
-  const configPath = await writeConfig(directory);
+  const { logDirectory, configPath } = fileSystem;
 
   // 1.3 MB of which 1.2 MB stays: the copy cannot fit beside the original in 2 MiB.
-  let content = '';
-  for (let index = 0; index < 1200; index++) {
-    content += recordLine({ timestamp: daysAgo(index < 100 ? 300 : 1), padding: 'p'.repeat(1000) });
-  }
+  const content = paddedRecords(1200);
   const bigPath = join(logDirectory, 'logs-20260601T000000.jsonl');
   const expiredPath = join(logDirectory, 'logs-20250101T000000.jsonl');
   await writeText(expiredPath, recordLine({ timestamp: daysAgo(400) }));
@@ -291,17 +305,12 @@ for (const { name, directWriteMinBytes } of WRITE_PATHS) {
 }
 
 async function fullDiskUnderLock(t: TestContext, directWriteMinBytes: number | undefined): Promise<void> {
-  const fileSystem = await smallFileSystem(t, 2048);
+  const fileSystem = await fullDiskFixture(t);
   if (fileSystem === null) {
-    t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
     return;
   }
-  const { directory, logDirectory } = fileSystem;
-  const configPath = await writeConfig(directory);
-  let content = '';
-  for (let index = 0; index < 600; index++) {
-    content += recordLine({ timestamp: daysAgo(index < 100 ? 300 : 1), padding: 'p'.repeat(1000) });
-  }
+  const { directory, logDirectory, configPath } = fileSystem;
+  const content = paddedRecords(600);
   const logPath = join(logDirectory, 'logs.jsonl');
   await writeText(logPath, content);
   const appended = recordLine({ timestamp: daysAgo(0), padding: 'a'.repeat(1000) }).repeat(50);
