@@ -246,7 +246,7 @@ test('lock held too long answers locked', async (t) => {
 });
 
 
-/** A 2 MiB tmpfs with a configured log directory, or null after skipping the test where none can be mounted. */
+/** Mounts a 2 MiB tmpfs with a configured log directory, or skips the test and returns null where none can be mounted. */
 async function fullDiskFixture(t: TestContext): Promise<{ directory: string; logDirectory: string; configPath: string } | null> {
   const fileSystem = await smallFileSystem(t, 2048);
   if (fileSystem === null) {
@@ -256,7 +256,7 @@ async function fullDiskFixture(t: TestContext): Promise<{ directory: string; log
   return { ...fileSystem, configPath: await writeConfig(fileSystem.directory) };
 }
 
-/** Records of about 1 KB each, the first 100 expired and the rest kept. */
+/** Returns records of about 1 KB each, the first 100 expired and the rest kept. */
 function paddedRecords(count: number): string {
   let content = '';
   for (let index = 0; index < count; index++) {
