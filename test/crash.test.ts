@@ -6,7 +6,9 @@
  * a few MB whose expired records lie between 30 % and 60 % of its bytes. Kills thus
  * land in the scan before any copy, in the copy, in the fsync and rename, and after it.
  * Every second kill hits a run on a warm scan index, left by a dry run, so that its
- * scan stops after the last expired record and copies the rest undecided.
+ * scan stops after the last expired record and copies the rest undecided. Half of
+ * the kills hit a process that writes its copy directly instead of through the page
+ * cache, as the CLI does for files of 64 MiB or more.
  * Before each kill the harness stops the process (SIGSTOP) and records the phase
  * from its open descriptors and the files on disk.
  *
@@ -19,9 +21,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
 import { CLI_PATH, NOW, daysAgo, randomSource, recordLine, referenceCleanup, runCli, temporaryDirectory, writeConfig } from './helpers.js';
@@ -114,8 +117,15 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-function spawnCleanup(configPath: string): ChildProcess {
-  return spawn(process.execPath, [CLI_PATH, 'cleanup', '--config', configPath], { env: { PATH: process.env['PATH'] ?? '', AUDIT_RETENTION_NOW: NOW }, stdio: 'ignore' });
+/** The engine in a process of its own, writing its copies directly; see cleanup-child.ts. */
+const DIRECT_CLEANUP_PATH = join(dirname(fileURLToPath(import.meta.url)), 'cleanup-child.js');
+
+/** Which process a kill hits: the CLI, whose copies of this test's small files go through the page cache, or one that writes directly. */
+type WritePath = 'page cache' | 'direct';
+
+function spawnCleanup(configPath: string, writePath: WritePath = 'page cache'): ChildProcess {
+  const args = writePath === 'direct' ? [DIRECT_CLEANUP_PATH, configPath] : [CLI_PATH, 'cleanup', '--config', configPath];
+  return spawn(process.execPath, args, { env: { PATH: process.env['PATH'] ?? '', AUDIT_RETENTION_NOW: NOW }, stdio: 'ignore' });
 }
 
 /**
@@ -153,8 +163,9 @@ async function killDuringCleanup(
   logDirectory: string,
   template: Template,
   delayMs: number,
+  writePath: WritePath,
 ): Promise<{ phase: Phase; completeRunMs: number | null }> {
-  const child = spawnCleanup(configPath);
+  const child = spawnCleanup(configPath, writePath);
   const exit = once(child, 'exit');
   const opened = await logFileOpened(child, logDirectory, exit);
   const openedAt = performance.now();
@@ -240,6 +251,7 @@ test(`cleanup survives ${ITERATIONS} kills`, async (t) => {
   }
 
   const phases = new Map<Phase, number>();
+  let directKills = 0;
   for (let iteration = 1; iteration <= ITERATIONS; iteration++) {
     await layDown(logDirectory, template);
     if (iteration % 2 === 0) {
@@ -248,12 +260,17 @@ test(`cleanup survives ${ITERATIONS} kills`, async (t) => {
     }
     // Stratified over the median length of a complete run, so each phase gets kills in proportion to its length.
     const delayMs = ((strata[iteration - 1]! + random()) / ITERATIONS) * median(durations);
-    const { phase, completeRunMs } = await killDuringCleanup(configPath, logDirectory, template, delayMs);
-    if (completeRunMs !== null) {
+    // Two kills in four hit the direct path, one of them on a warm index.
+    const writePath: WritePath = iteration % 4 >= 2 ? 'direct' : 'page cache';
+    const { phase, completeRunMs } = await killDuringCleanup(configPath, logDirectory, template, delayMs, writePath);
+    if (completeRunMs !== null && writePath === 'page cache') {
       // A run that finished before its kill shows that runs got faster: later kills come sooner.
       durations.push(completeRunMs);
     }
     phases.set(phase, (phases.get(phase) ?? 0) + 1);
+    if (writePath === 'direct' && phase !== 'finished') {
+      directKills += 1;
+    }
 
     await checkAtomic(logDirectory, template, iteration);
     const restart = await runCli(['cleanup', '--config', configPath]);
@@ -262,7 +279,7 @@ test(`cleanup survives ${ITERATIONS} kills`, async (t) => {
   }
 
   t.diagnostic(`median complete run at the end: ${median(durations).toFixed(0)} ms`);
-  t.diagnostic(`kills by phase: ${[...phases].map(([phase, count]) => `${phase} ${count}`).join(', ')}`);
+  t.diagnostic(`kills by phase: ${[...phases].map(([phase, count]) => `${phase} ${count}`).join(', ')}; ${directKills} of the kills hit the direct write path`);
   const killed = ITERATIONS - (phases.get('finished') ?? 0);
   assert.ok(killed >= ITERATIONS / 2, `only ${killed} of ${ITERATIONS} runs were killed before they finished`);
 });
