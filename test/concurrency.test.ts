@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { PROJECT_ROOT, daysAgo, recordLine, runCli, temporaryDirectory, writeConfig, writeText } from './helpers.js';
+import { DIRECT_CLEANUP_PATH, PROJECT_ROOT, daysAgo, recordLine, runCli, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
 import { EXPIRED_TIMESTAMP, KEPT_TIMESTAMP, childRecordExpired } from './writer-child.js';
 
 const CHILD_PATH = join(PROJECT_ROOT, 'dist', 'test', 'writer-child.js');
@@ -87,12 +87,15 @@ test('writers and cleanups keep every record once', { timeout: 120_000 }, async 
   });
 
   // Cleanups run back to back while the writers append.
-  const cleanups: { code: number | null; deleted: number; rewritten: number; removed: number }[] = [];
+  const cleanups: { writeDirectly: boolean; code: number | null; deleted: number; rewritten: number; removed: number }[] = [];
   while (running) {
-    const result = await runCli(['cleanup', '--config', configPath, '--json']);
+    // Every second cleanup writes its copies directly, as the CLI does for files of 64 MiB or more.
+    const writeDirectly = cleanups.length % 2 === 1;
+    const result = writeDirectly ? await runProcess(process.execPath, [DIRECT_CLEANUP_PATH, configPath]) : await runCli(['cleanup', '--config', configPath, '--json']);
     const body = JSON.parse(result.stdout) as { details: { files_rewritten: string[]; files_removed: string[] }; deleted_per_schema: Record<string, number> };
     assert.equal(result.code, 0, result.stderr);
     cleanups.push({
+      writeDirectly,
       code: result.code,
       deleted: Object.values(body.deleted_per_schema).reduce((sum, count) => sum + count, 0),
       rewritten: body.details.files_rewritten.length,
@@ -109,7 +112,10 @@ test('writers and cleanups keep every record once', { timeout: 120_000 }, async 
   assert.equal(final.code, 0, final.stderr);
   // The check means something only when cleanups rewrote files while the writers appended.
   assert.ok(cleanups.length >= 2, `only ${cleanups.length} cleanups ran during the writes`);
-  assert.ok(cleanups.some((cleanup) => cleanup.rewritten > 0 && cleanup.deleted > 0), JSON.stringify(cleanups));
+  for (const writeDirectly of [false, true]) {
+    const rewrote = cleanups.some((cleanup) => cleanup.writeDirectly === writeDirectly && cleanup.rewritten > 0 && cleanup.deleted > 0);
+    assert.ok(rewrote, `no cleanup ${writeDirectly ? 'with' : 'without'} direct writes rewrote a file: ${JSON.stringify(cleanups)}`);
+  }
 
   const layout = await discoverLayout(logPath, 'default');
   assert.ok(layout.files.length >= 3, `expected rotation into segments, found ${layout.files.map((file) => file.name).join(', ')}`);

@@ -21,13 +21,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { CLI_PATH, NOW, daysAgo, randomSource, recordLine, referenceCleanup, runCli, temporaryDirectory, writeConfig } from './helpers.js';
+import { CLI_PATH, DIRECT_CLEANUP_PATH, NOW, daysAgo, randomSource, recordLine, referenceCleanup, runCli, temporaryDirectory, writeConfig } from './helpers.js';
 
 const ITERATIONS = Number(process.env['CRASH_ITERATIONS'] ?? 50);
 const SEED = Number(process.env['CRASH_SEED'] ?? Date.now() % 1_000_000);
@@ -116,9 +115,6 @@ function median(values: readonly number[]): number {
   const sorted = [...values].sort((left, right) => left - right);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
-
-/** The engine in a process of its own, writing its copies directly; see cleanup-child.ts. */
-const DIRECT_CLEANUP_PATH = join(dirname(fileURLToPath(import.meta.url)), 'cleanup-child.js');
 
 /** Which process a kill hits: the CLI, whose copies of this test's small files go through the page cache, or one that writes directly. */
 type WritePath = 'page cache' | 'direct';

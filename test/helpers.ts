@@ -16,6 +16,8 @@ import { parseIsoString } from '../src/core/timestamp.js';
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The installed command, which runs the bundled command line (dist/cli) that the build made. */
 export const CLI_PATH = join(PROJECT_ROOT, 'dist', 'src', 'bin.cjs');
+/** A cleanup process that writes every copy directly, as the CLI does only for files of 64 MiB or more; see cleanup-child.ts. */
+export const DIRECT_CLEANUP_PATH = join(PROJECT_ROOT, 'dist', 'test', 'cleanup-child.js');
 
 /** The clock of most tests. */
 export const NOW = '2026-12-04T12:00:00.000Z';
