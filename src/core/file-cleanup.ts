@@ -220,8 +220,9 @@ abstract class FileJob {
   /** Verb for error messages, updated as the job moves on. */
   stage = 'read';
   /**
-   * Verb of a failed write to the temporary copy. Queued writes fail while the job
-   * reads on, so their failure must not take the verb of the step that awaits them.
+   * Verb of a failed write to the temporary copy. A plain file's queued writes fail
+   * while the job reads on, so their failure must not take the verb of the step that
+   * awaits them, and its reads keep the verb `read`.
    */
   writeFailureStage: string | null = null;
 
@@ -278,7 +279,6 @@ abstract class FileJob {
 
   /** Creates the temporary file with the original's mode and owner, so the replacement keeps both. */
   protected async createOutput(mode: number, uid: number, gid: number): Promise<FileHandle> {
-    this.stage = WRITE_STAGE;
     this.temporaryPath = temporaryPathFor(this.file.path);
     const output = await open(
       this.temporaryPath,
@@ -499,7 +499,7 @@ class PlainFileJob extends FileJob {
 
     // Make the bulk durable before taking the lock, so writers wait only for the tail.
     await this.finishOutput();
-    await this.output?.datasync();
+    await this.asWrite(async () => this.output?.datasync());
 
     return lock!.hold(this.file.path, async (waitedMs) => {
       this.lockWaitMs = waitedMs;
@@ -802,22 +802,22 @@ class PlainFileJob extends FileJob {
 
     const startOutput = !this.outputStarted;
     this.outputStarted = true;
-    this.writes = this.writes.then(() =>
-      this.asWrite(async () => {
-        if (startOutput) {
+    this.writes = this.writes.then(async () => {
+      if (startOutput) {
+        await this.asWrite(async () => {
           const { mode, uid, gid } = this.ownership;
           const output = await this.createOutput(mode, uid, gid);
           const writeDirectly = this.bytesBefore >= (this.options.directWriteMinBytes ?? DIRECT_WRITE_MIN_BYTES);
           this.staged = await StagedOutput.open(output, writeDirectly ? (this.options.stagingBuffers ?? null) : null);
-          await this.copyPrefix(bufferOffset + decidedFrom);
-        }
-        if (slices.length === 0) {
-          return;
-        }
-        // Resolves once the slices are copied to staging, so the read buffer is free long before the disk write ends.
-        await this.staged!.append(slices);
-      }),
-    );
+        });
+        await this.copyPrefix(bufferOffset + decidedFrom);
+      }
+      if (slices.length === 0) {
+        return;
+      }
+      // Resolves once the slices are copied to staging, so the read buffer is free long before the disk write ends.
+      await this.asWrite(() => this.staged!.append(slices));
+    });
     // Marks the chain as handled; the failure is rethrown by the next settleWrites().
     this.writes.catch(() => undefined);
     const index = this.buffers.indexOf(buffer);
@@ -838,7 +838,7 @@ class PlainFileJob extends FileJob {
       if (bytesRead === 0) {
         throw new Error(`unexpected end of file at byte ${position} while copying`);
       }
-      await this.staged!.append([buffer.subarray(0, bytesRead)]);
+      await this.asWrite(() => this.staged!.append([buffer.subarray(0, bytesRead)]));
       position += bytesRead;
     }
   }
@@ -853,7 +853,7 @@ class PlainFileJob extends FileJob {
     await this.asWrite(async () => this.staged?.finish());
   }
 
-  /** Runs a write to the temporary copy, so that its failure is reported as one. */
+  /** Runs `write`, a step that only writes the temporary copy, so that its failure is reported as a write. */
   private async asWrite(write: () => Promise<void>): Promise<void> {
     try {
       await write();
@@ -985,6 +985,7 @@ class GzipFileJob extends FileJob {
     }
 
     // The second pass repeats every decision on the same descriptor, so its tally is the same.
+    this.stage = WRITE_STAGE;
     const output = await this.createOutput(mode, uid, gid);
     await this.compressKeptLines(fileHandleSink(output));
     const bytesAfter = (await output.stat()).size;
