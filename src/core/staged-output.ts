@@ -36,12 +36,13 @@ export const STAGING_BYTES = 1 * 1024 * 1024;
 export const STAGING_BUFFER_COUNT = 2;
 
 /**
- * Smallest original, in bytes, whose rewrite is written directly. A smaller one goes
- * through the page cache. The fdatasync right after the copy writes its few dirty
- * pages back at once, so they neither pile up nor crowd out other files. Direct
- * writes would wait for the disk one staging buffer at a time. On the benchmark's
- * virtual machine, copying 48 MiB took 80 to 100 ms with direct writes and 12 to
- * 14 ms through the page cache, and the fdatasync after it 50 to 65 ms either way.
+ * Smallest original, in bytes, whose rewrite is written directly. A smaller one, such
+ * as a segment of the writer's default 50 MiB, goes through the page cache. Direct
+ * writes wait for the disk one staging buffer at a time. On the benchmark's virtual
+ * machine, copying 48 MiB took 80 to 100 ms with them and 12 to 14 ms through the
+ * page cache. The fdatasync after it took 50 to 65 ms either way, and it
+ * writes the copy's dirty pages back at once, so at most one file's worth is dirty
+ * at a time. Its clean pages stay cached until the kernel reclaims them.
  */
 export const DIRECT_WRITE_MIN_BYTES = 64 * 1024 * 1024;
 
