@@ -108,7 +108,7 @@ export class AuditRetention extends EventEmitter<ServiceEvents> {
         try {
           const removed = await removeLeftoverTemporaries(directory);
           if (removed.length > 0) {
-            logger.warn({ profile: profile.name, files: removed }, 'removed temporary files of an interrupted cleanup');
+            logger.warn({ profile: profile.name, files: removed }, 'removed temporary files of an interrupted run');
           }
         } finally {
           await release();

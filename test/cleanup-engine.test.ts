@@ -380,22 +380,30 @@ test('leftover temporary file is removed', async (t) => {
 
 test('leftover index temporary file is removed', async (t) => {
   const setup = await fixture(t);
-  // What a crash during an index save leaves: the index's name, the saving process's PID, .tmp.
-  const leftover = '.logs.jsonl.audit-retention-index.json.123.tmp';
-  const inProgress = '.logs.jsonl.audit-retention-index.json.456.tmp';
-  await writeText(join(setup.logDirectory, leftover), '{"format":');
-  await writeText(join(setup.logDirectory, inProgress), '{"format":');
+  // What a crash during an index save leaves: the index's name, the saving process's PID and a random part, .tmp.
+  const leftover = '.logs.jsonl.audit-retention-index.json.123-0123456789ab.tmp';
+  const inProgress = '.logs.jsonl.audit-retention-index.json.456-0123456789ab.tmp';
+  // Earlier versions named it by the PID alone.
+  const olderLeftover = '.logs.jsonl.audit-retention-index.json.789.tmp';
+  const lookAlike = '.logs.jsonl.audit-retention-index.json.bak';
   const elevenMinutesAgo = new Date(Date.now() - 11 * 60 * 1000);
-  await utimes(join(setup.logDirectory, leftover), elevenMinutesAgo, elevenMinutesAgo);
+  for (const name of [leftover, inProgress, olderLeftover, lookAlike]) {
+    await writeText(join(setup.logDirectory, name), '{"format":');
+    if (name !== inProgress) {
+      await utimes(join(setup.logDirectory, name), elevenMinutesAgo, elevenMinutesAgo);
+    }
+  }
   await writeText(join(setup.logDirectory, 'logs.jsonl'), recordLine({ timestamp: daysAgo(1) }));
 
   const outcome = await cleanup(setup, false);
 
-  assert.deepEqual(outcome.leftoversRemoved, [leftover]);
+  assert.deepEqual([...outcome.leftoversRemoved].sort(), [leftover, olderLeftover].sort());
   const names = await readdir(setup.logDirectory);
   assert.ok(!names.includes(leftover));
+  assert.ok(!names.includes(olderLeftover));
   // A younger one may belong to a dry run saving right now, which takes no run lock.
   assert.ok(names.includes(inProgress));
+  assert.ok(names.includes(lookAlike));
 });
 
 test('numeric epoch timestamps with a custom field', async (t) => {

@@ -39,9 +39,11 @@ export interface CleanupRequest {
   /** Overrides the profile's lock timeout, in ms. */
   lockTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
-  /** Read size, longest scanned line and smallest file written directly, in bytes; for tests and benchmarks only. */
+  /** Read size, in bytes; for tests and benchmarks only. */
   chunkBytes?: number | undefined;
+  /** Longest scanned line, in bytes; for tests only. */
   maxLineBytes?: number | undefined;
+  /** Smallest original written directly, in bytes; for tests only. */
   directWriteMinBytes?: number | undefined;
   /** Forces the second scan thread on or off; by default it runs for large logs on machines with two cores or more. */
   scanHelper?: boolean | undefined;
@@ -165,7 +167,7 @@ export async function runCleanup(request: CleanupRequest): Promise<CleanupOutcom
         throw fromFileSystemError(error, 'remove leftover temporary files in', layout.directory);
       });
       if (outcome.leftoversRemoved.length > 0) {
-        logger?.warn({ profile: profile.name, files: outcome.leftoversRemoved }, 'removed temporary files of an interrupted cleanup');
+        logger?.warn({ profile: profile.name, files: outcome.leftoversRemoved }, 'removed temporary files of an interrupted run');
       }
       lock = await LogLock.open(layout.lockPath, request.lockTimeoutMs ?? profile.lockTimeoutMs);
       if (request.archive !== undefined) {

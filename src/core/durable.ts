@@ -45,7 +45,7 @@ export async function removeLeftoverTemporaries(directory: string): Promise<stri
   for (const name of names) {
     const path = join(directory, name);
     const isRewriteCopy = name.startsWith(TEMPORARY_PREFIX) && name.endsWith(TEMPORARY_SUFFIX);
-    if (!isRewriteCopy && !(isIndexTemporaryName(name) && (await isOlderThan(path, INDEX_TEMPORARY_STALE_MS)))) {
+    if (!isRewriteCopy && !(isIndexTemporaryName(name) && (await isFileOlderThan(path, INDEX_TEMPORARY_STALE_MS)))) {
       continue;
     }
     await unlink(path).catch((error: NodeJS.ErrnoException) => {
@@ -59,7 +59,7 @@ export async function removeLeftoverTemporaries(directory: string): Promise<stri
   return removed;
 }
 
-async function isOlderThan(path: string, ageMs: number): Promise<boolean> {
+async function isFileOlderThan(path: string, ageMs: number): Promise<boolean> {
   const info = await lstat(path).catch(() => null);
   return info !== null && info.isFile() && Date.now() - info.mtimeMs >= ageMs;
 }

@@ -10,7 +10,7 @@
  * again; a cache that can be wrong is worse than none.
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { open, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -342,8 +342,11 @@ function sameScanSettings(left: ScanSettings | undefined, right: ScanSettings): 
 
 const INDEX_SUFFIX = '.audit-retention-index.json';
 
-/** Name of an index save's temporary file: the index's name, the saving process's PID, `.tmp`. */
-const INDEX_TEMPORARY_NAME = /^\..+\.audit-retention-index\.json\.\d+\.tmp$/;
+/**
+ * Name of an index save's temporary file: the index's name, the saving process's PID
+ * and 6 random bytes in hex, `.tmp`. Versions before the random part wrote PID only.
+ */
+const INDEX_TEMPORARY_NAME = /^\..+\.audit-retention-index\.json\.\d+(?:-[0-9a-f]{12})?\.tmp$/;
 
 /** True when `name` is the temporary file of an index save, which a crash during the save leaves behind. */
 export function isIndexTemporaryName(name: string): boolean {
@@ -427,9 +430,10 @@ export class ScanIndex {
       return true;
     }
     const document: IndexDocument = { format: INDEX_FORMAT, logPath: this.logPath, scanSettings: this.scanSettings, files: [...this.entries.values()] };
-    const temporary = `${this.path}.${process.pid}.tmp`;
+    // Unique per save: two saves of one process, or a leftover of an earlier process with the same PID, never share it.
+    const temporary = `${this.path}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await writeFile(temporary, JSON.stringify(document));
+      await writeFile(temporary, JSON.stringify(document), { flag: 'wx' });
       await rename(temporary, this.path);
       this.dirty = false;
       return true;
