@@ -4,8 +4,10 @@
  * run it hundreds of times, so this process runs the engine with that threshold at 0.
  *
  * Usage: node dist/test/cleanup-child.js CONFIG_PATH
- * It cleans the config's default profile at the test clock NOW, prints the JSON that
- * `cleanup --json` prints, and exits 0 when the cleanup succeeded, 1 otherwise.
+ *
+ * It cleans the config's default profile at the test clock NOW and prints the JSON
+ * that `cleanup --json` prints. On stderr it writes `direct_bytes N`, the bytes that
+ * bypassed the page cache. It exits 0 when the cleanup succeeded, 1 otherwise.
  */
 
 import { runCleanup } from '../src/core/cleanup.js';
@@ -19,4 +21,5 @@ if (configPath === undefined) {
 
 const outcome = await runCleanup({ profile: defaultProfile(testSettings(configPath)), dryRun: false, nowMs: NOW_MS, directWriteMinBytes: 0 });
 process.stdout.write(`${JSON.stringify(cleanupResponse(outcome))}\n`);
+process.stderr.write(`direct_bytes ${outcome.files.reduce((sum, file) => sum + (file.directBytes ?? 0), 0)}\n`);
 process.exitCode = outcome.status === 'error' ? 1 : 0;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { DIRECT_CLEANUP_PATH, PROJECT_ROOT, daysAgo, recordLine, runCli, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
+import { DIRECT_CLEANUP_PATH, PROJECT_ROOT, directBytesOf, daysAgo, recordLine, runCli, runProcess, temporaryDirectory, writeConfig, writeText } from './helpers.js';
 import { EXPIRED_TIMESTAMP, KEPT_TIMESTAMP, childRecordExpired } from './writer-child.js';
 
 const CHILD_PATH = join(PROJECT_ROOT, 'dist', 'test', 'writer-child.js');
@@ -87,7 +87,7 @@ test('writers and cleanups keep every record once', { timeout: 120_000 }, async 
   });
 
   // Cleanups run back to back while the writers append.
-  const cleanups: { writeDirectly: boolean; code: number | null; deleted: number; rewritten: number; removed: number }[] = [];
+  const cleanups: { writeDirectly: boolean; directBytes: number; code: number | null; deleted: number; rewritten: number; removed: number }[] = [];
   while (running) {
     // Every second cleanup writes its copies directly, as the CLI does for files of 64 MiB or more.
     const writeDirectly = cleanups.length % 2 === 1;
@@ -96,6 +96,7 @@ test('writers and cleanups keep every record once', { timeout: 120_000 }, async 
     assert.equal(result.code, 0, result.stderr);
     cleanups.push({
       writeDirectly,
+      directBytes: writeDirectly ? directBytesOf(result.stderr) : 0,
       code: result.code,
       deleted: Object.values(body.deleted_per_schema).reduce((sum, count) => sum + count, 0),
       rewritten: body.details.files_rewritten.length,
@@ -116,6 +117,7 @@ test('writers and cleanups keep every record once', { timeout: 120_000 }, async 
     const rewrote = cleanups.some((cleanup) => cleanup.writeDirectly === writeDirectly && cleanup.rewritten > 0 && cleanup.deleted > 0);
     assert.ok(rewrote, `no cleanup ${writeDirectly ? 'with' : 'without'} direct writes rewrote a file: ${JSON.stringify(cleanups)}`);
   }
+  assert.ok(cleanups.some((cleanup) => cleanup.directBytes > 0), `no cleanup wrote directly: ${JSON.stringify(cleanups)}`);
 
   const layout = await discoverLayout(logPath, 'default');
   assert.ok(layout.files.length >= 3, `expected rotation into segments, found ${layout.files.map((file) => file.name).join(', ')}`);

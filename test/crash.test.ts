@@ -26,7 +26,22 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { CLI_PATH, DIRECT_CLEANUP_PATH, NOW, daysAgo, randomSource, recordLine, referenceCleanup, runCli, temporaryDirectory, writeConfig } from './helpers.js';
+import { allocateStagingBuffers } from '../src/core/staged-output.js';
+import {
+  CLI_PATH,
+  DIRECT_CLEANUP_PATH,
+  NOW,
+  daysAgo,
+  directBytesOf,
+  randomSource,
+  recordLine,
+  referenceCleanup,
+  runCli,
+  runProcess,
+  supportsDirectWrites,
+  temporaryDirectory,
+  writeConfig,
+} from './helpers.js';
 
 const ITERATIONS = Number(process.env['CRASH_ITERATIONS'] ?? 50);
 const SEED = Number(process.env['CRASH_SEED'] ?? Date.now() % 1_000_000);
@@ -233,6 +248,18 @@ test(`cleanup survives ${ITERATIONS} kills`, async (t) => {
   const logPath = join(logDirectory, 'logs.jsonl');
   const template = buildTemplate();
   const random = randomSource(SEED);
+
+  // A complete run of the direct child first, so that kills labelled direct really hit direct writes.
+  await layDown(logDirectory, template);
+  const staging = allocateStagingBuffers();
+  const directWrites = staging !== null && (await supportsDirectWrites(directory, staging));
+  const directRun = await runProcess(process.execPath, [DIRECT_CLEANUP_PATH, configPath]);
+  assert.equal(directRun.code, 0, directRun.stderr);
+  if (directWrites) {
+    assert.ok(directBytesOf(directRun.stderr) > 0, 'the direct child wrote nothing directly');
+  } else {
+    t.diagnostic('this file system rejects O_DIRECT, so the kills labelled direct hit the page-cache path');
+  }
 
   const durations: number[] = [];
   for (let run = 0; run < 5; run++) {

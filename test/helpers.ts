@@ -1,5 +1,6 @@
 /** Shared fixtures: temporary log directories, record lines, settings and the CLI as a child process. */
 
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
@@ -18,6 +19,13 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 export const CLI_PATH = join(PROJECT_ROOT, 'dist', 'src', 'bin.cjs');
 /** A cleanup process that writes every copy directly, as the CLI does only for files of 64 MiB or more; see cleanup-child.ts. */
 export const DIRECT_CLEANUP_PATH = join(PROJECT_ROOT, 'dist', 'test', 'cleanup-child.js');
+
+/** Returns the bytes that a run of DIRECT_CLEANUP_PATH wrote directly, from its stderr. */
+export function directBytesOf(stderr: string): number {
+  const match = /^direct_bytes (\d+)$/m.exec(stderr);
+  assert.ok(match !== null, `no direct_bytes line in: ${stderr}`);
+  return Number(match[1]);
+}
 
 /** The clock of most tests. */
 export const NOW = '2026-12-04T12:00:00.000Z';

@@ -17,7 +17,22 @@ import { buildApp } from '../src/app.js';
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { ErrorCode } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
-import { CLI_PATH, NOW, NOW_MS, daysAgo, defaultProfile, recordLine, runCli, smallFileSystem, temporaryDirectory, testSettings, writeConfig, writeText } from './helpers.js';
+import { allocateStagingBuffers } from '../src/core/staged-output.js';
+import {
+  CLI_PATH,
+  NOW,
+  NOW_MS,
+  daysAgo,
+  defaultProfile,
+  recordLine,
+  runCli,
+  smallFileSystem,
+  supportsDirectWrites,
+  temporaryDirectory,
+  testSettings,
+  writeConfig,
+  writeText,
+} from './helpers.js';
 
 /** Starts a Node child that runs `source` and resolves once it prints "ready". */
 async function startChild(t: TestContext, source: string, args: string[]): Promise<ChildProcess> {
@@ -246,12 +261,26 @@ test('lock held too long answers locked', async (t) => {
 });
 
 
-/** Mounts a 2 MiB tmpfs with a configured log directory, or skips the test and returns null where none can be mounted. */
-async function fullDiskFixture(t: TestContext): Promise<{ directory: string; logDirectory: string; configPath: string } | null> {
+/**
+ * Mounts a 2 MiB tmpfs with a configured log directory, or skips the test and returns
+ * null where none can be mounted, or where `directWriteMinBytes` asks for direct
+ * writes and the tmpfs rejects them (before Linux 6.6).
+ */
+async function fullDiskFixture(t: TestContext, directWriteMinBytes: number | undefined): Promise<{ directory: string; logDirectory: string; configPath: string } | null> {
   const fileSystem = await smallFileSystem(t, 2048);
   if (fileSystem === null) {
     t.skip('mounting a tmpfs needs root; run the suite as root to test a real full disk');
     return null;
+  }
+
+  if (directWriteMinBytes !== undefined) {
+    const staging = allocateStagingBuffers();
+    const direct = staging !== null && (await supportsDirectWrites(fileSystem.logDirectory, staging));
+    await unlink(join(fileSystem.logDirectory, 'probe')).catch(() => undefined);
+    if (!direct) {
+      t.skip('this tmpfs rejects O_DIRECT');
+      return null;
+    }
   }
   return { ...fileSystem, configPath: await writeConfig(fileSystem.directory) };
 }
@@ -272,7 +301,7 @@ for (const { name, directWriteMinBytes } of WRITE_PATHS) {
 }
 
 async function fullDiskKeepsOriginal(t: TestContext, directWriteMinBytes: number | undefined): Promise<void> {
-  const fileSystem = await fullDiskFixture(t);
+  const fileSystem = await fullDiskFixture(t, directWriteMinBytes);
   if (fileSystem === null) {
     return;
   }
@@ -305,7 +334,7 @@ for (const { name, directWriteMinBytes } of WRITE_PATHS) {
 }
 
 async function fullDiskUnderLock(t: TestContext, directWriteMinBytes: number | undefined): Promise<void> {
-  const fileSystem = await fullDiskFixture(t);
+  const fileSystem = await fullDiskFixture(t, directWriteMinBytes);
   if (fileSystem === null) {
     return;
   }

@@ -44,7 +44,6 @@ async function writeThrough(path: string, staging: readonly Uint8Array[] | null,
   }
 }
 
-/** True when the directory's file system takes a direct write of one aligned block. */
 test('staged output writes every byte in order', async (t) => {
   const directory = await temporaryDirectory(t);
   const staging = allocateStagingBuffers();
