@@ -454,6 +454,28 @@ test('direct writes give same result', async (t) => {
   assert.ok(directBytes! > bytesAfter - 2 * 4096, `${directBytes} of ${bytesAfter} bytes written directly`);
 });
 
+test('direct writes start at the threshold size', async (t) => {
+  const setup = await fixture(t);
+  const staging = allocateStagingBuffers();
+  if (staging === null || !(await supportsDirectWrites(setup.directory, staging))) {
+    t.skip('this file system rejects O_DIRECT');
+    return;
+  }
+  // Two segments of equal size, each with one expired record among 100 kept ones.
+  const segment = recordLine({ timestamp: daysAgo(300) }) + recordLine({ timestamp: daysAgo(1), padding: 'p'.repeat(200) }).repeat(100);
+  await writeText(join(setup.logDirectory, 'logs-20261101T000000.jsonl'), segment);
+  await writeText(join(setup.logDirectory, 'logs-20261102T000000.jsonl'), segment);
+  const segmentBytes = Buffer.byteLength(segment);
+
+  const atThreshold = await cleanup(setup, false, { directWriteMinBytes: segmentBytes });
+  await writeText(join(setup.logDirectory, 'logs-20261101T000000.jsonl'), segment);
+  await writeText(join(setup.logDirectory, 'logs-20261102T000000.jsonl'), segment);
+  const belowThreshold = await cleanup(setup, false, { directWriteMinBytes: segmentBytes + 1 });
+
+  assert.ok(atThreshold.files.every((file) => file.action === 'rewritten' && file.directBytes! > 0));
+  assert.ok(belowThreshold.files.every((file) => file.action === 'rewritten' && file.directBytes === 0));
+});
+
 async function helperRunMatchesReference(
   t: TestContext,
   overrides: { awaitScanHelper: boolean; directWriteMinBytes?: number },
