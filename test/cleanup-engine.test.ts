@@ -11,14 +11,13 @@ import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { cleanupResponse } from '../src/core/report.js';
 import { ErrorCode, RetentionError } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { allocateStagingBuffers } from '../src/core/staged-output.js';
 import {
   NOW_MS,
   daysAgo,
   defaultProfile,
+  directWritesOrSkip,
   recordLine,
   referenceCleanup,
-  supportsDirectWrites,
   temporaryDirectory,
   testSettings,
   writeConfig,
@@ -441,9 +440,7 @@ for (const awaitScanHelper of [true, false]) {
 
 test('direct writes give same result', async (t) => {
   const setup = await fixture(t);
-  const staging = allocateStagingBuffers();
-  if (staging === null || !(await supportsDirectWrites(setup.directory, staging))) {
-    t.skip('this file system rejects O_DIRECT');
+  if (!(await directWritesOrSkip(t, setup.directory))) {
     return;
   }
 
@@ -456,9 +453,7 @@ test('direct writes give same result', async (t) => {
 
 test('direct writes start at the threshold size', async (t) => {
   const setup = await fixture(t);
-  const staging = allocateStagingBuffers();
-  if (staging === null || !(await supportsDirectWrites(setup.directory, staging))) {
-    t.skip('this file system rejects O_DIRECT');
+  if (!(await directWritesOrSkip(t, setup.directory))) {
     return;
   }
   // Two segments of equal size, each with one expired record among 100 kept ones.

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 
 import { loadSettings, type ProfileSettings, type Settings } from '../src/config/load.js';
+import { allocateStagingBuffers } from '../src/core/staged-output.js';
 import { parseIsoString } from '../src/core/timestamp.js';
 
 /** Root of the compiled project: tests run from dist/test. */
@@ -240,4 +241,14 @@ export async function supportsDirectWrites(directory: string, staging: readonly 
   } finally {
     await probe.close();
   }
+}
+
+/** Returns true where the file system of `directory` takes direct writes, or skips the test and returns false. */
+export async function directWritesOrSkip(t: TestContext, directory: string): Promise<boolean> {
+  const staging = allocateStagingBuffers();
+  if (staging === null || !(await supportsDirectWrites(directory, staging))) {
+    t.skip('this file system rejects O_DIRECT');
+    return false;
+  }
+  return true;
 }
