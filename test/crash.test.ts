@@ -26,7 +26,6 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { TEMPORARY_SUFFIX, discoverLayout } from '../src/core/layout.js';
-import { allocateStagingBuffers } from '../src/core/staged-output.js';
 import {
   CLI_PATH,
   DIRECT_CLEANUP_PATH,
@@ -251,8 +250,7 @@ test(`cleanup survives ${ITERATIONS} kills`, async (t) => {
 
   // A complete run of the direct child first, so that kills labelled direct really hit direct writes.
   await layDown(logDirectory, template);
-  const staging = allocateStagingBuffers();
-  const directWrites = staging !== null && (await supportsDirectWrites(directory, staging));
+  const directWrites = await supportsDirectWrites(directory);
   const directRun = await runProcess(process.execPath, [DIRECT_CLEANUP_PATH, configPath]);
   assert.equal(directRun.code, 0, directRun.stderr);
   if (directWrites) {

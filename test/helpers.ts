@@ -228,25 +228,31 @@ export function randomSource(seed: number): () => number {
   };
 }
 
-/** True when the file system of `directory` takes a direct write of one page from `staging`. */
-export async function supportsDirectWrites(directory: string, staging: readonly Uint8Array[]): Promise<boolean> {
-  const probe = await open(join(directory, 'probe'), constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600).catch(() => null);
+/** Returns true when the file system of `directory` takes a direct write of one page from a staging buffer. */
+export async function supportsDirectWrites(directory: string): Promise<boolean> {
+  const page = allocateStagingBuffers()?.[0];
+  if (page === undefined) {
+    return false;
+  }
+
+  const probePath = join(directory, '.direct-write-probe');
+  const probe = await open(probePath, constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600).catch(() => null);
   if (probe === null) {
     return false;
   }
   try {
-    return (await probe.write(staging[0]!, 0, 4096, 0)).bytesWritten === 4096;
+    return (await probe.write(page, 0, 4096, 0)).bytesWritten === 4096;
   } catch {
     return false;
   } finally {
     await probe.close();
+    await rm(probePath, { force: true });
   }
 }
 
 /** Returns true where the file system of `directory` takes direct writes, or skips the test and returns false. */
 export async function directWritesOrSkip(t: TestContext, directory: string): Promise<boolean> {
-  const staging = allocateStagingBuffers();
-  if (staging === null || !(await supportsDirectWrites(directory, staging))) {
+  if (!(await supportsDirectWrites(directory))) {
     t.skip('this file system rejects O_DIRECT');
     return false;
   }

@@ -17,17 +17,16 @@ import { buildApp } from '../src/app.js';
 import { runCleanup, type CleanupOutcome } from '../src/core/cleanup.js';
 import { ErrorCode } from '../src/core/errors.js';
 import { TEMPORARY_SUFFIX } from '../src/core/layout.js';
-import { allocateStagingBuffers } from '../src/core/staged-output.js';
 import {
   CLI_PATH,
   NOW,
   NOW_MS,
   daysAgo,
   defaultProfile,
+  directWritesOrSkip,
   recordLine,
   runCli,
   smallFileSystem,
-  supportsDirectWrites,
   temporaryDirectory,
   testSettings,
   writeConfig,
@@ -262,8 +261,8 @@ test('lock held too long answers locked', async (t) => {
 
 
 /**
- * Mounts a 2 MiB tmpfs with a configured log directory, or skips the test and returns
- * null where none can be mounted, or where `directWriteMinBytes` asks for direct
+ * Mounts a 2 MiB tmpfs with a configured log directory. Returns null after skipping
+ * the test where none can be mounted, or where `directWriteMinBytes` selects direct
  * writes and the tmpfs rejects them (before Linux 6.6).
  */
 async function fullDiskFixture(t: TestContext, directWriteMinBytes: number | undefined): Promise<{ directory: string; logDirectory: string; configPath: string } | null> {
@@ -273,14 +272,8 @@ async function fullDiskFixture(t: TestContext, directWriteMinBytes: number | und
     return null;
   }
 
-  if (directWriteMinBytes !== undefined) {
-    const staging = allocateStagingBuffers();
-    const direct = staging !== null && (await supportsDirectWrites(fileSystem.logDirectory, staging));
-    await unlink(join(fileSystem.logDirectory, 'probe')).catch(() => undefined);
-    if (!direct) {
-      t.skip('this tmpfs rejects O_DIRECT');
-      return null;
-    }
+  if (directWriteMinBytes !== undefined && !(await directWritesOrSkip(t, fileSystem.logDirectory))) {
+    return null;
   }
   return { ...fileSystem, configPath: await writeConfig(fileSystem.directory) };
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { STAGING_BUFFER_COUNT, STAGING_BYTES, StagedOutput, allocateStagingBuffers } from '../src/core/staged-output.js';
-import { randomSource, smallFileSystem, supportsDirectWrites, temporaryDirectory } from './helpers.js';
+import { directWritesOrSkip, randomSource, smallFileSystem, temporaryDirectory } from './helpers.js';
 
 /** Returns `count` slices of random bytes and lengths, from empty up to 1.5 staging buffers, so appends cross buffer ends. */
 function randomSlices(seed: number, count: number): Buffer[] {
@@ -62,8 +62,7 @@ test('staged output writes every byte in order', async (t) => {
 test('staged output writes directly where allowed', async (t) => {
   const directory = await temporaryDirectory(t);
   const staging = allocateStagingBuffers()!;
-  if (!(await supportsDirectWrites(directory, staging))) {
-    t.skip('this file system rejects O_DIRECT');
+  if (!(await directWritesOrSkip(t, directory))) {
     return;
   }
   const bulk = randomSlices(3, 12);
