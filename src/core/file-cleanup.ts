@@ -206,7 +206,7 @@ export async function cleanupFile(file: LogFile, options: FileCleanupOptions, in
       bytesAfter: job.bytesBefore,
       skipReason: skipped ? error.message : null,
       lockWaitMs: job.lockWaitMs,
-      error: skipped ? null : fromFileSystemError(error, job.writeFailureStage ?? job.stage, file.path),
+      error: skipped ? null : fromFileSystemError(error, job.failedStage, file.path),
     };
   }
 }
@@ -220,11 +220,11 @@ abstract class FileJob {
   /** Verb for error messages, updated as the job moves on. */
   stage = 'read';
   /**
-   * Verb of a failed write to the temporary copy. A plain file's queued writes fail
+   * True once a write to the temporary copy failed. A plain file's queued writes fail
    * while the job reads on, so their failure must not take the verb of the step that
    * awaits them, and its reads keep the verb `read`.
    */
-  writeFailureStage: string | null = null;
+  protected writeFailed = false;
 
   protected source: FileHandle | null = null;
   protected temporaryPath: string | null = null;
@@ -238,6 +238,11 @@ abstract class FileJob {
   ) {}
 
   abstract run(): Promise<FileResult>;
+
+  /** Verb for the error message of the job's failure. */
+  get failedStage(): string {
+    return this.writeFailed ? WRITE_STAGE : this.stage;
+  }
 
   /** Counts of the whole file as far as it was read. */
   protected get tally(): FileTally {
@@ -858,7 +863,7 @@ class PlainFileJob extends FileJob {
     try {
       await write();
     } catch (error) {
-      this.writeFailureStage ??= WRITE_STAGE;
+      this.writeFailed = true;
       throw error;
     }
   }

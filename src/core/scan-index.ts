@@ -353,6 +353,15 @@ export function isIndexTemporaryName(name: string): boolean {
   return INDEX_TEMPORARY_NAME.test(name);
 }
 
+/**
+ * Returns a new temporary path for a save of the index at `indexPath`. It is unique per
+ * save, so two saves of one process, or a save and a leftover of an earlier process
+ * with the same PID, never share it.
+ */
+function indexTemporaryPathFor(indexPath: string): string {
+  return `${indexPath}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+}
+
 /** The index of one log, kept in memory and saved beside the log as a hidden file. */
 export class ScanIndex {
   private readonly entries = new Map<string, FileSummary>();
@@ -430,8 +439,7 @@ export class ScanIndex {
       return true;
     }
     const document: IndexDocument = { format: INDEX_FORMAT, logPath: this.logPath, scanSettings: this.scanSettings, files: [...this.entries.values()] };
-    // Unique per save: two saves of one process, or a leftover of an earlier process with the same PID, never share it.
-    const temporary = `${this.path}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+    const temporary = indexTemporaryPathFor(this.path);
     try {
       await writeFile(temporary, JSON.stringify(document), { flag: 'wx' });
       await rename(temporary, this.path);
